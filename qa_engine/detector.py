@@ -1,0 +1,76 @@
+"""The detector interface and registry (floor: qa_engine; imports no sibling package).
+
+Every detector, rule-based or model-based, has one method: ``detect(conversation) ->
+list[Finding]``. Detectors are made by name from a registry of factories ("qa.rules.v1",
+"qa.empathy.lexical.v1"); packages outside ``qa_engine`` (rules, models) add factories
+through the ``qa_engine.detectors`` entry-point group, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from qa_engine.errors import ErrorCode, RegistryError
+from qa_engine.findings import Finding
+from qa_engine.schema import Conversation
+
+ENTRY_POINT_GROUP = "qa_engine.detectors"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds evidence in a conversation. Pure: same conversation, same findings."""
+
+    name: str
+    version: str
+
+    def detect(self, conversation: Conversation) -> list[Finding]: ...
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """A detector that can also return the hits it suppressed, each with its reason."""
+
+    def explain(self, conversation: Conversation) -> list[Finding]: ...
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A detector that reports versions of the data it loaded (e.g. rule packs)."""
+
+    def data_versions(self) -> dict[str, str]: ...
+
+
+DetectorFactory = Callable[..., Detector]
+
+
+class DetectorRegistry:
+    """Name → factory. Local registrations win over entry points of the same name."""
+
+    def __init__(self, group: str = ENTRY_POINT_GROUP) -> None:
+        self._group = group
+        self._factories: dict[str, DetectorFactory] = {}
+
+    def register(self, name: str) -> Callable[[DetectorFactory], DetectorFactory]:
+        def decorator(factory: DetectorFactory) -> DetectorFactory:
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def names(self) -> list[str]:
+        return sorted({*self._factories, *(ep.name for ep in entry_points(group=self._group))})
+
+    def make(self, name: str, **config: Any) -> Detector:
+        factory = self._factories.get(name)
+        if factory is None:
+            found = [ep for ep in entry_points(group=self._group) if ep.name == name]
+            if not found:
+                raise RegistryError(ErrorCode.E030, name=name, known=", ".join(self.names()))
+            factory = found[0].load()
+        return factory(**config)
+
+
+detectors = DetectorRegistry()

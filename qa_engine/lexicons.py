@@ -1,0 +1,88 @@
+"""Cue lexicons for context stages and lexical baselines (floor: qa_engine).
+
+The cues are data (``conf/lexicons.yaml``), compiled here into Aho-Corasick automata that
+run on the compact view, so a cue survives the same evasions a rule term does.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from importlib import resources
+
+import ahocorasick
+import yaml
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from qa_engine.text import fold
+
+
+class CueSet:
+    """A named set of phrases found on compact text with one automaton."""
+
+    def __init__(self, phrases: list[str]) -> None:
+        self.phrases = tuple(dict.fromkeys(fold(p) for p in phrases))
+        self._automaton = ahocorasick.Automaton()
+        for phrase in self.phrases:
+            self._automaton.add_word(phrase, phrase)
+        self._automaton.make_automaton()
+
+    def first(self, compact: str) -> str | None:
+        """The first cue occurring in ``compact``, or ``None``."""
+        for _, phrase in self._automaton.iter(compact):
+            return phrase
+        return None
+
+    def spans(self, compact: str) -> list[tuple[int, int, str]]:
+        return [(end - len(p) + 1, end + 1, p) for end, p in self._automaton.iter(compact)]
+
+
+class _Negation(BaseModel):
+    cues: list[str]
+    fillers: list[str]
+
+
+class _Quote(BaseModel):
+    cues: list[str]
+    marks: list[str]
+
+
+class Lexicons(BaseModel):
+    """The validated lexicon file."""
+
+    model_config = ConfigDict(ignored_types=(cached_property,))
+
+    version: str
+    negation: _Negation
+    quote: _Quote
+    empathy: dict[str, list[str]]
+    complaint: dict[str, list[str]]
+    solution: dict[str, list[str]]
+    resolution: dict[str, list[str]]
+    service: dict[str, list[str]]
+    _cue_sets: dict[tuple[str, str], CueSet] = PrivateAttr(default_factory=dict)
+
+    @cached_property
+    def negation_before(self) -> re.Pattern[str]:
+        """Matches at the end of the compact text preceding a negated hit."""
+        cues = "|".join(sorted(map(re.escape, self.negation.cues), key=len, reverse=True))
+        fillers = "|".join(sorted(map(re.escape, self.negation.fillers), key=len, reverse=True))
+        return re.compile(f"(?:{cues})(?:{fillers})?$")
+
+    @cached_property
+    def quote_cues(self) -> CueSet:
+        return CueSet(self.quote.cues)
+
+    def cues(self, group: str, name: str) -> CueSet:
+        """The compiled cue set ``group.name`` (e.g. ``empathy.apology``), built once."""
+        key = (group, name)
+        if key not in self._cue_sets:
+            self._cue_sets[key] = CueSet(getattr(self, group)[name])
+        return self._cue_sets[key]
+
+
+def load_lexicons(text: str | None = None) -> Lexicons:
+    """Parse lexicon YAML text; the bundled ``conf/lexicons.yaml`` by default."""
+    if text is None:
+        text = resources.files("qa_engine").joinpath("conf/lexicons.yaml").read_text(encoding="utf-8")
+    return Lexicons.model_validate(yaml.safe_load(text))

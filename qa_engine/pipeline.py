@@ -1,0 +1,116 @@
+"""The one scoring path shared by the CLI, the batch job and the live service (pure).
+
+normalise → detect (rules, models, baselines) → service metrics and standards →
+scorecard → a `ScoreReport` that records every version it depended on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+import qa_engine.baselines  # noqa: F401  (registers the lexical baseline detectors)
+from qa_engine import __version__
+from qa_engine.detector import Detector, Explainer, Versioned, detectors
+from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
+from qa_engine.lexicons import Lexicons, load_lexicons
+from qa_engine.metrics import service_metrics
+from qa_engine.schema import Conversation, Role, Turn
+from qa_engine.scorecard import Scorecard, load_scorecard
+
+
+class DetectorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    config: dict[str, Any] = {}
+
+
+class PipelineConfig(BaseModel):
+    """One run's configuration: which detectors (by registered name) and which scorecard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detectors: list[DetectorSpec]
+    scorecard: str | None = None
+
+
+class Pipeline:
+    """Scores conversations.
+
+    Example:
+        >>> pipeline = Pipeline.from_config()
+        >>> [f.rule_id for f in pipeline.check("亲，这款是全网最好的")]
+        ['ad_law.network_best']
+    """
+
+    def __init__(self, detectors: Sequence[Detector], scorecard: Scorecard | None = None,
+                 lexicons: Lexicons | None = None) -> None:
+        self.detectors = list(detectors)
+        self.scorecard = scorecard or load_scorecard()
+        self.lexicons = lexicons or load_lexicons()
+        packs: dict[str, str] = {}
+        for detector in self.detectors:
+            if isinstance(detector, Versioned):
+                packs.update(detector.data_versions())
+        self.versions = Versions(
+            engine=__version__, scorecard=self.scorecard.id,
+            detectors={d.name: d.version for d in self.detectors}, rule_packs=packs,
+        )
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig | None = None, scorecard: Scorecard | None = None) -> Pipeline:
+        """Build from a config (the bundled ``conf/default.yaml`` when ``None``)."""
+        if config is None:
+            from qa_engine.config import default_config
+            config = default_config()
+        made = [detectors.make(spec.name, **spec.config) for spec in config.detectors]
+        return cls(made, scorecard)
+
+    def findings(self, conversation: Conversation, explain: bool = False) -> list[Finding]:
+        """Every detector's findings, in a stable order."""
+        found: list[Finding] = []
+        for detector in self.detectors:
+            if explain and isinstance(detector, Explainer):
+                found.extend(detector.explain(conversation))
+            else:
+                found.extend(detector.detect(conversation))
+        return found
+
+    def score(self, conversation: Conversation, explain: bool = False) -> ScoreReport:
+        """Score one conversation. ``explain`` adds the suppressed hits (they never score)."""
+        found = self.findings(conversation, explain)
+        metrics = service_metrics(conversation, self.lexicons)
+        found += self.scorecard.service_findings(conversation, metrics)
+        counted = [f for f in found if f.suppressed_by is None]
+        sections = self.scorecard.section_scores(counted)
+        auto_fail = self.scorecard.auto_fail_reasons(counted)
+        total = 0.0 if auto_fail else self.scorecard.total(sections)
+        resolution = _label(counted, "resolution")
+        return ScoreReport(
+            conversation_id=conversation.conversation_id, agent_id=conversation.agent_id, team=conversation.team,
+            channel=conversation.channel, start_time=conversation.start_time,
+            score=total, passed=not auto_fail and total >= self.scorecard.pass_threshold,
+            auto_fail_reasons=auto_fail, sections=sections, resolution=resolution,
+            first_contact_resolution=None if resolution is None else resolution == "resolved",
+            empathy=_label(counted, "empathy"), metrics=metrics,
+            findings=sorted(found, key=lambda f: f.sort_key), versions=self.versions,
+        )
+
+    def score_many(self, conversations: Iterable[Conversation]) -> Iterator[ScoreReport]:
+        for conversation in conversations:
+            yield self.score(conversation)
+
+    def check(self, draft: str, role: Role = Role.AGENT, context: Sequence[Turn] = (),
+              conversation_id: str = "draft") -> list[Finding]:
+        """Violations in a draft reply, given the turns before it (the live-warning path)."""
+        conversation = Conversation(conversation_id=conversation_id, turns=(*context, Turn(role=role, text=draft)))
+        last = len(conversation.turns) - 1
+        return [f for f in self.findings(conversation)
+                if f.turn == last and f.kind is FindingKind.VIOLATION and f.category != "empathy"]
+
+
+def _label(findings: list[Finding], category: str) -> str | None:
+    return next((f.label for f in findings if f.kind is FindingKind.LABEL and f.category == category), None)

@@ -1,0 +1,106 @@
+"""Context stages: pure functions deciding whether a rule hit counts.
+
+A naive lexicon flags 第一次, 不是最好 and a customer's own words. Each stage here looks at
+one kind of context and returns the reason a hit is suppressed, or ``None``; the detector
+runs them in order (role → exception → negation → quote) and keeps the first reason, so
+an explanation says exactly why a hit did not count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from qa_engine.lexicons import Lexicons
+from qa_engine.schema import Conversation, Role
+from qa_engine.text import TextView, fold
+from rules.pack import Rule
+
+_CLAUSE_END = re.compile(r"[，。！？；：、,!?;:\n]")
+_WINDOW = 12
+
+
+@dataclass
+class TurnContext:
+    """What the stages may look at for one turn; earlier customer turns folded lazily."""
+
+    conversation: Conversation
+    index: int
+    view: TextView
+    lexicons: Lexicons
+    _customer_text: str | None = field(default=None, init=False)
+
+    @property
+    def role(self) -> Role:
+        return self.conversation.turns[self.index].role
+
+    def earlier_customer_text(self) -> str:
+        if self._customer_text is None:
+            self._customer_text = "\n".join(
+                fold(turn.text) for turn in self.conversation.turns[: self.index] if turn.role is Role.CUSTOMER
+            )
+        return self._customer_text
+
+
+def role_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
+    """Only the roles a rule names can violate it (a customer saying 全网最好 is no violation)."""
+    return None if ctx.role in rule.roles else f"role: {ctx.role.value} speech is outside this rule"
+
+
+def exception_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
+    """A hit inside an occurrence of one of the rule's exception phrases or patterns."""
+    compact = ctx.view.compact
+    for exception in rule.exceptions:
+        if exception.phrase is not None:
+            phrase = fold(exception.phrase)
+            spans = []
+            position = compact.find(phrase)
+            while position >= 0:
+                spans.append((position, position + len(phrase)))
+                position = compact.find(phrase, position + 1)
+        else:
+            spans = [m.span() for m in re.finditer(exception.pattern or "", compact) if m.end() > m.start()]
+        for span_start, span_end in spans:
+            orig_start, orig_end = ctx.view.compact_to_original(span_start, span_end)
+            if orig_start <= start and end <= orig_end:
+                return f"exception: {exception.reason}"
+    return None
+
+
+def negation_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
+    """A negation cue right before the hit in the same clause (不是最好, 不能保证)."""
+    if not rule.negatable:
+        return None
+    before = _CLAUSE_END.split(ctx.view.folded[max(0, start - _WINDOW):start])[-1]
+    found = ctx.lexicons.negation_before.search(fold(before))
+    return f"negation: preceded by {found.group()!r}" if found else None
+
+
+def quote_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
+    """The agent repeating the customer's own words, in quotation marks or after 您说."""
+    original = ctx.view.original
+    quoted = any(
+        (opening := original.rfind(marks[0], 0, start)) >= 0
+        and original.find(marks[1], end) >= 0
+        and marks[1] not in original[opening + 1:start]
+        for marks in ctx.lexicons.quote.marks
+    )
+    if not quoted:
+        before = fold(_CLAUSE_END.split(original[max(0, start - _WINDOW):start])[-1])
+        quoted = any(before.endswith(cue) for cue in ctx.lexicons.quote_cues.phrases)
+    if quoted and fold(original[start:end]) in ctx.earlier_customer_text():
+        return "quote: the agent repeats the customer's words"
+    return None
+
+
+STAGES = (role_stage, exception_stage, negation_stage, quote_stage)
+
+
+def suppression(rule: Rule, start: int, end: int, ctx: TurnContext, stages: Sequence = STAGES) -> str | None:
+    """The first stage's reason for not counting the hit, or ``None`` if it counts."""
+    for stage in stages:
+        reason = stage(rule, start, end, ctx)
+        if reason is not None:
+            return reason
+    return None

@@ -1,0 +1,112 @@
+"""The rule detector: rule packs → matchers → context stages → findings.
+
+Reads like the spec: normalise each turn, match terms (evasions included) and regexes,
+drop hits that context excuses, keep the longest of overlapping hits in a category, and
+cite each survivor's rule, law and rewrite with its span in the original text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from qa_engine.findings import Finding, FindingKind, Severity
+from qa_engine.lexicons import Lexicons, load_lexicons
+from qa_engine.schema import Conversation
+from qa_engine.text import normalise
+from rules.context import TurnContext, suppression
+from rules.matcher import Match, RegexMatcher, TermMatcher
+from rules.pack import Rule, RuleBook, load_rulebook
+from rules.validators import VALIDATORS
+
+CONFIDENCE = {"literal": 1.0, "regex": 1.0, "pinyin": 0.9, "homophone": 0.8}
+_SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2}
+
+
+class RuleDetector:
+    """Finds rule-pack violations in agent (and bot) turns.
+
+    Args:
+        rulebook: the packs in force.
+        lexicons: negation and quote cues for the context stages.
+    """
+
+    name = "qa.rules.v1"
+    version = "1.0.0"
+
+    def __init__(self, rulebook: RuleBook, lexicons: Lexicons | None = None) -> None:
+        self.rulebook = rulebook
+        self.lexicons = lexicons or load_lexicons()
+        rules = rulebook.rules
+        self._terms = TermMatcher((term, rule) for rule in rules for term in rule.terms)
+        self._regexes = RegexMatcher(
+            (spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None, rule)
+            for rule in rules for spec in rule.regexes
+        )
+        self._roles = frozenset(role for rule in rules for role in rule.roles)
+
+    def data_versions(self) -> dict[str, str]:
+        return self.rulebook.versions
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        return self._findings(conversation, explain=False)
+
+    def explain(self, conversation: Conversation) -> list[Finding]:
+        """Every hit, including those context excused, each with ``suppressed_by`` set."""
+        return self._findings(conversation, explain=True)
+
+    def _findings(self, conversation: Conversation, explain: bool) -> list[Finding]:
+        findings: list[Finding] = []
+        for index, turn in enumerate(conversation.turns):
+            if explain or turn.role in self._roles:
+                findings.extend(self._turn_findings(conversation, index, explain))
+        return findings
+
+    def _turn_findings(self, conversation: Conversation, index: int, explain: bool) -> list[Finding]:
+        view = normalise(conversation.turns[index].text)
+        matches: Iterable[Match[Rule]] = [*self._terms.find(view), *self._regexes.find(view)]
+        ctx = TurnContext(conversation, index, view, self.lexicons)
+        active: list[Match[Rule]] = []
+        excused: list[tuple[Match[Rule], str]] = []
+        for match in matches:
+            reason = suppression(match.payload, match.start, match.end, ctx)
+            if reason is None:
+                active.append(match)
+            else:
+                excused.append((match, reason))
+        kept = _longest_per_category(active)
+        findings = [self._finding(m, index, view.original) for m in kept]
+        if explain:
+            findings += [self._finding(m, index, view.original, reason) for m, reason in excused]
+            findings += [self._finding(m, index, view.original, "overlap: inside a longer hit of the same category")
+                         for m in active if m not in kept]
+        return findings
+
+    def _finding(self, match: Match[Rule], turn: int, text: str, suppressed_by: str | None = None) -> Finding:
+        rule = match.payload
+        return Finding(
+            rule_id=rule.id, category=rule.category, kind=FindingKind.VIOLATION, severity=rule.severity,
+            turn=turn, start=match.start, end=match.end, evidence=text[match.start:match.end],
+            citation=rule.citation, message=rule.description, rewrite=rule.rewrite, match=match.how,
+            confidence=CONFIDENCE[match.how], detector=self.name, detector_version=self.version,
+            suppressed_by=suppressed_by,
+        )
+
+
+def _longest_per_category(matches: list[Match[Rule]]) -> list[Match[Rule]]:
+    """Of hits overlapping within one category keep the longest (then the most severe)."""
+    ordered = sorted(matches, key=lambda m: (-(m.end - m.start), _SEVERITY_RANK[m.payload.severity],
+                                             m.start, m.payload.id))
+    kept: list[Match[Rule]] = []
+    for match in ordered:
+        if not any(k.payload.category == match.payload.category and k.start < match.end and match.start < k.end
+                   for k in kept):
+            kept.append(match)
+    return sorted(kept, key=lambda m: (m.start, m.end, m.payload.id))
+
+
+def make_rule_detector(packs: list[str] | None = None) -> RuleDetector:
+    """Registry factory ``qa.rules.v1``: the bundled packs, or the pack files / folders given."""
+    return RuleDetector(load_rulebook([Path(p) for p in packs] if packs else None))
+
+
