@@ -176,14 +176,6 @@ class RuleBook(BaseModel):
         """Each pack's declared version plus a hash of its bytes, e.g. ``2026.11.0+3fa2b1c9``."""
         return {pack.pack: f"{pack.version}+{pack.sha256[:8]}" for pack in self.packs}
 
-    @property
-    def fingerprint(self) -> str:
-        """Hash of every pack's bytes: two runs with equal fingerprints used equal rules."""
-        digest = hashlib.sha256()
-        for pack in sorted(self.packs, key=lambda p: p.pack):
-            digest.update(pack.sha256.encode())
-        return digest.hexdigest()[:16]
-
 
 def pack_files(directory: Path) -> list[Path]:
     """Pack files in a folder: ``*.yaml`` except the golden ``*.cases.yaml``."""

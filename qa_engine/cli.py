@@ -1,0 +1,160 @@
+"""The ``qa-engine`` command line (an edge: files and terminal output live here).
+
+Sub-commands of sibling packages (``rules``, later ``batch``/``serve``) come in through the
+``qa_engine.commands`` entry-point group, so this module imports none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qa_engine.config import parse_config
+from qa_engine.errors import QAEngineError
+from qa_engine.findings import FindingKind
+from qa_engine.io import Quarantined, ResultWriter, load, write_quarantine
+from qa_engine.pipeline import Pipeline
+from qa_engine.schema import Role
+from qa_engine.scorecard import load_scorecard
+
+app = typer.Typer(help="QA and compliance scoring for Chinese e-commerce customer-service conversations.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config YAML (detectors, scorecard).")]
+
+
+def build_pipeline(config: Path | None) -> Pipeline:
+    """The pipeline described by a config file, or the bundled default."""
+    if config is None:
+        return Pipeline.from_config()
+    run = parse_config(config.read_text(encoding="utf-8"))
+    scorecard = None
+    if run.scorecard:
+        path = (config.parent / run.scorecard)
+        scorecard = load_scorecard(path.read_text(encoding="utf-8"), str(path))
+    return Pipeline.from_config(run, scorecard)
+
+
+@app.command()
+def check(
+    text: Annotated[str, typer.Argument(help="A draft reply to check, e.g. 亲，这款是全网最好的")],
+    role: Annotated[Role, typer.Option(help="Who says it.")] = Role.AGENT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
+    explain: Annotated[bool, typer.Option(help="Also show hits that context excused, with the reason.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check one utterance and show its violations with evidence, citation and rewrite."""
+    pipeline = build_pipeline(config)
+    if explain:
+        from qa_engine.schema import Conversation, Turn
+        conversation = Conversation(conversation_id="check", turns=(Turn(role=role, text=text),))
+        findings = [f for f in pipeline.findings(conversation, explain=True)
+                    if f.kind is FindingKind.VIOLATION and f.category != "empathy"]
+    else:
+        findings = pipeline.check(text, role=role)
+    if as_json:
+        payload = {"text": text, "findings": [f.model_dump(mode="json") for f in findings],
+                   "versions": pipeline.versions.model_dump()}
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    if not findings:
+        console.print("[green]No violations.[/green]")
+        return
+    table = Table(title=f"{sum(f.suppressed_by is None for f in findings)} violation(s)", show_lines=True)
+    for column in ("span", "evidence", "rule", "severity", "citation", "suggested rewrite"):
+        table.add_column(column, overflow="fold")
+    if explain:
+        table.add_column("excused because")
+    for f in findings:
+        row = [f"{f.start}-{f.end}", f.evidence + ("" if f.match in ("literal", "regex") else f" ({f.match})"),
+               f.rule_id, f.severity.value, f.citation or "", f.rewrite or ""]
+        table.add_row(*row, *([f.suppressed_by or ""] if explain else []))
+    console.print(table)
+
+
+@app.command()
+def score(
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL, Parquet or CSV transcript files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results file: .jsonl or .parquet.")],
+    quarantine: Annotated[Optional[Path], typer.Option(help="Where bad records go (default: OUTPUT.quarantine.jsonl).")] = None,
+    config: ConfigOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Score transcript files; bad records go to the quarantine file; print a summary."""
+    pipeline = build_pipeline(config)
+    quarantine = quarantine or output.with_name(output.name.split(".")[0] + ".quarantine.jsonl")
+    bad: list[Quarantined] = []
+    categories: Counter[str] = Counter()
+    scored = passed = 0
+    total_score = 0.0
+    started = time.perf_counter()
+    with ResultWriter(output) as writer, _progress(progress) as bar:
+        task = bar.add_task("scoring", total=None)
+        for path in inputs:
+            for record in load(path):
+                if isinstance(record, Quarantined):
+                    bad.append(record)
+                    err_console.print(f"[yellow]quarantined[/yellow] {record.source}:{record.row} {record.reason}")
+                else:
+                    report = pipeline.score(record)
+                    writer.write(report)
+                    scored += 1
+                    passed += report.passed
+                    total_score += report.score
+                    categories.update(f.category for f in report.violations)
+                bar.advance(task)
+    write_quarantine(quarantine, bad)
+    elapsed = time.perf_counter() - started
+    _summary(scored + len(bad), scored, len(bad), passed, total_score, categories, elapsed, output, quarantine)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, disable=not enabled, transient=True)
+
+
+def _summary(records: int, scored: int, quarantined: int, passed: int, total_score: float,
+             categories: Counter[str], elapsed: float, output: Path, quarantine: Path) -> None:
+    table = Table(title="qa-engine score", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("records in", str(records))
+    table.add_row("scored", str(scored))
+    table.add_row("quarantined", str(quarantined))
+    table.add_row("passed", f"{passed} ({passed / scored:.1%})" if scored else "0")
+    table.add_row("mean score", f"{total_score / scored:.1f}" if scored else "-")
+    for category, count in sorted(categories.items()):
+        table.add_row(f"violations: {category}", str(count))
+    table.add_row("elapsed", f"{elapsed:.2f} s ({scored / elapsed:.0f} conv/s)" if elapsed else "-")
+    table.add_row("results", str(output))
+    table.add_row("quarantine", str(quarantine))
+    console.print(table)
+    console.print(f"records in = scored + quarantined: {records} = {scored} + {quarantined}")
+
+
+def _add_plugin_commands() -> None:
+    for entry in entry_points(group="qa_engine.commands"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+def main() -> None:
+    _add_plugin_commands()
+    try:
+        app()
+    except QAEngineError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        sys.exit(2)
+
+
