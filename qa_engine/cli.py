@@ -22,7 +22,7 @@ from rich.table import Table
 from qa_engine.config import parse_config
 from qa_engine.errors import QAEngineError
 from qa_engine.findings import FindingKind
-from qa_engine.io import Quarantined, ResultWriter, load, write_quarantine
+from qa_engine.io import Quarantined, ResultWriter, detect_format, load, write_quarantine
 from qa_engine.pipeline import Pipeline
 from qa_engine.schema import Role
 from qa_engine.scorecard import load_scorecard
@@ -86,13 +86,16 @@ def check(
 
 @app.command()
 def score(
-    inputs: Annotated[list[Path], typer.Argument(help="JSONL, Parquet or CSV transcript files.")],
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL, Parquet or CSV transcript files.", exists=True,
+                                                 dir_okay=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results file: .jsonl or .parquet.")],
     quarantine: Annotated[Optional[Path], typer.Option(help="Where bad records go (default: OUTPUT.quarantine.jsonl).")] = None,
     config: ConfigOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Score transcript files; bad records go to the quarantine file; print a summary."""
+    for path in inputs:
+        detect_format(path)  # refuse an unknown format before any output is written
     pipeline = build_pipeline(config)
     quarantine = quarantine or output.with_name(output.name.split(".")[0] + ".quarantine.jsonl")
     bad: list[Quarantined] = []

@@ -17,7 +17,7 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,22 @@ def detect_format(path: Path) -> str:
 
 
 def load(path: Path) -> Iterator[Loaded]:
-    """Every record of one file, valid or quarantined, in file order."""
+    """Every record of one file, valid or quarantined, in file order.
+
+    An unknown suffix is a usage error and raises at once; a file that cannot be read
+    (missing, corrupt Parquet) becomes one quarantined record with no row.
+    """
     path = Path(path)
+    loader = {"jsonl": load_jsonl, "parquet": load_parquet, "csv": load_csv}[detect_format(path)]
+    return _guarded(loader, path)
+
+
+def _guarded(loader: Callable[[Path], Iterator[Loaded]], path: Path) -> Iterator[Loaded]:
     try:
-        loader = {"jsonl": load_jsonl, "parquet": load_parquet, "csv": load_csv}[detect_format(path)]
         yield from loader(path)
-    except OSError as exc:
-        yield Quarantined(str(path), None, "E040", ErrorCode.E040.format(source=path, detail=exc.strerror or exc))
+    except (OSError, pa.ArrowException) as exc:
+        detail = getattr(exc, "strerror", None) or str(exc)
+        yield _quarantine(str(path), None, RecordError(ErrorCode.E040, source=path, detail=detail))
 
 
 def _quarantine(source: str, row: int | None, error: RecordError, conversation_id: Any = None,

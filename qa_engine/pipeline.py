@@ -51,14 +51,16 @@ class Pipeline:
         self.detectors = list(detectors)
         self.scorecard = scorecard or load_scorecard()
         self.lexicons = lexicons or load_lexicons()
+
+    @property
+    def versions(self) -> Versions:
+        """What the next result depends on (rule packs may have been reloaded since start)."""
         packs: dict[str, str] = {}
         for detector in self.detectors:
             if isinstance(detector, Versioned):
                 packs.update(detector.data_versions())
-        self.versions = Versions(
-            engine=__version__, scorecard=self.scorecard.id,
-            detectors={d.name: d.version for d in self.detectors}, rule_packs=packs,
-        )
+        return Versions(engine=__version__, scorecard=self.scorecard.id,
+                        detectors={d.name: d.version for d in self.detectors}, rule_packs=packs)
 
     @classmethod
     def from_config(cls, config: PipelineConfig | None = None, scorecard: Scorecard | None = None) -> Pipeline:
@@ -81,6 +83,7 @@ class Pipeline:
 
     def score(self, conversation: Conversation, explain: bool = False) -> ScoreReport:
         """Score one conversation. ``explain`` adds the suppressed hits (they never score)."""
+        versions = self.versions
         found = self.findings(conversation, explain)
         metrics = service_metrics(conversation, self.lexicons)
         found += self.scorecard.service_findings(conversation, metrics)
@@ -96,7 +99,7 @@ class Pipeline:
             auto_fail_reasons=auto_fail, sections=sections, resolution=resolution,
             first_contact_resolution=None if resolution is None else resolution == "resolved",
             empathy=_label(counted, "empathy"), metrics=metrics,
-            findings=sorted(found, key=lambda f: f.sort_key), versions=self.versions,
+            findings=sorted(found, key=lambda f: f.sort_key), versions=versions,
         )
 
     def score_many(self, conversations: Iterable[Conversation]) -> Iterator[ScoreReport]:

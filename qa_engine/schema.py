@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qa_engine.errors import ErrorCode, RecordError
 
@@ -65,6 +65,15 @@ class Conversation(BaseModel):
             raise ValueError("E005")
         return turns
 
+    @model_validator(mode="after")
+    def _comparable_times(self) -> Conversation:
+        times = [t.timestamp for t in self.turns if t.timestamp is not None]
+        if self.start_time is not None:
+            times.append(self.start_time)
+        if len({t.tzinfo is None for t in times}) > 1:
+            raise ValueError("E003 timestamps mix values with and without a time zone")
+        return self
+
     @property
     def has_timestamps(self) -> bool:
         return all(turn.timestamp is not None for turn in self.turns)
@@ -105,4 +114,6 @@ def _record_error(exc: ValidationError) -> RecordError:
     if "E006" in message:
         size = int(message.rsplit(" ", 1)[-1])
         return RecordError(ErrorCode.E006, field=field, size=size, limit=MAX_TURN_BYTES)
+    if "E003" in message:
+        return RecordError(ErrorCode.E003, field=field or "turns", detail=message.split("E003 ", 1)[1])
     return RecordError(ErrorCode.E003, field=field, detail=message)

@@ -7,13 +7,13 @@ cite each survivor's rule, law and rewrite with its span in the original text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from qa_engine.findings import Finding, FindingKind, Severity
 from qa_engine.lexicons import Lexicons, load_lexicons
-from qa_engine.schema import Conversation
-from qa_engine.text import normalise
+from qa_engine.schema import Conversation, Role
+from qa_engine.text import TextView, normalise
 from rules.context import TurnContext, suppression
 from rules.matcher import Match, RegexMatcher, TermMatcher
 from rules.pack import Rule, RuleBook, load_rulebook
@@ -23,27 +23,58 @@ CONFIDENCE = {"literal": 1.0, "regex": 1.0, "pinyin": 0.9, "homophone": 0.8}
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2}
 
 
+@dataclass(frozen=True)
+class CompiledRules:
+    """A rule book with its matchers built; swapped whole on reload."""
+
+    rulebook: RuleBook
+    terms: TermMatcher[Rule]
+    regexes: RegexMatcher[Rule]
+    roles: frozenset[Role]
+
+    @classmethod
+    def build(cls, rulebook: RuleBook) -> CompiledRules:
+        rules = rulebook.rules
+        return cls(
+            rulebook=rulebook,
+            terms=TermMatcher((term, rule) for rule in rules for term in rule.terms),
+            regexes=RegexMatcher((spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None, rule)
+                                 for rule in rules for spec in rule.regexes),
+            roles=frozenset(role for rule in rules for role in rule.roles),
+        )
+
+
 class RuleDetector:
     """Finds rule-pack violations in agent (and bot) turns.
 
     Args:
         rulebook: the packs in force.
         lexicons: negation and quote cues for the context stages.
+        sources: the pack files or folders the rule book came from, re-read by `reload`
+            (``None``: the bundled packs).
     """
 
     name = "qa.rules.v1"
     version = "1.0.0"
 
-    def __init__(self, rulebook: RuleBook, lexicons: Lexicons | None = None) -> None:
-        self.rulebook = rulebook
+    def __init__(self, rulebook: RuleBook, lexicons: Lexicons | None = None,
+                 sources: list[Path] | None = None) -> None:
         self.lexicons = lexicons or load_lexicons()
-        rules = rulebook.rules
-        self._terms = TermMatcher((term, rule) for rule in rules for term in rule.terms)
-        self._regexes = RegexMatcher(
-            (spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None, rule)
-            for rule in rules for spec in rule.regexes
-        )
-        self._roles = frozenset(role for rule in rules for role in rule.roles)
+        self.sources = sources
+        self._compiled = CompiledRules.build(rulebook)
+
+    @property
+    def rulebook(self) -> RuleBook:
+        return self._compiled.rulebook
+
+    def reload(self) -> RuleBook:
+        """Re-read the packs from their sources and swap them in at once.
+
+        Raises:
+            RulePackError: the new packs are malformed; the old ones stay in force.
+        """
+        self._compiled = CompiledRules.build(load_rulebook(self.sources))
+        return self._compiled.rulebook
 
     def data_versions(self) -> dict[str, str]:
         return self.rulebook.versions
@@ -57,18 +88,24 @@ class RuleDetector:
 
     def _findings(self, conversation: Conversation, explain: bool) -> list[Finding]:
         findings: list[Finding] = []
+        compiled = self._compiled  # one rule book for the whole conversation, even mid-reload
         for index, turn in enumerate(conversation.turns):
-            if explain or turn.role in self._roles:
-                findings.extend(self._turn_findings(conversation, index, explain))
+            if explain or turn.role in compiled.roles:
+                findings.extend(self._turn_findings(compiled, conversation, index, explain))
         return findings
 
-    def _turn_findings(self, conversation: Conversation, index: int, explain: bool) -> list[Finding]:
+    def matches(self, view: TextView, compiled: CompiledRules | None = None) -> list[Match[Rule]]:
+        """Raw term and regex hits in one text, before any context stage."""
+        compiled = compiled or self._compiled
+        return [*compiled.terms.find(view), *compiled.regexes.find(view)]
+
+    def _turn_findings(self, compiled: CompiledRules, conversation: Conversation, index: int,
+                       explain: bool) -> list[Finding]:
         view = normalise(conversation.turns[index].text)
-        matches: Iterable[Match[Rule]] = [*self._terms.find(view), *self._regexes.find(view)]
         ctx = TurnContext(conversation, index, view, self.lexicons)
         active: list[Match[Rule]] = []
         excused: list[tuple[Match[Rule], str]] = []
-        for match in matches:
+        for match in self.matches(view, compiled):
             reason = suppression(match.payload, match.start, match.end, ctx)
             if reason is None:
                 active.append(match)
@@ -107,6 +144,7 @@ def _longest_per_category(matches: list[Match[Rule]]) -> list[Match[Rule]]:
 
 def make_rule_detector(packs: list[str] | None = None) -> RuleDetector:
     """Registry factory ``qa.rules.v1``: the bundled packs, or the pack files / folders given."""
-    return RuleDetector(load_rulebook([Path(p) for p in packs] if packs else None))
+    sources = [Path(p) for p in packs] if packs else None
+    return RuleDetector(load_rulebook(sources), sources=sources)
 
 

@@ -1,0 +1,97 @@
+"""Rule packs as data: validation errors, reload, adding a term without code."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import conversation
+from qa_engine.errors import RulePackError
+from rules.detector import make_rule_detector
+from rules.pack import BUNDLED_PACKS, load_rulebook, pack_files, parse_pack
+
+PACK = """
+pack: demo
+version: "1"
+defaults: {category: ad_law, severity: major, citation: "广告法第九条"}
+rules:
+  - id: demo.rule
+    description: demo
+    terms: [宇宙第一]
+    rewrite: 口碑很好
+"""
+
+
+def _edit(text: str, **changes) -> str:
+    data = yaml.safe_load(text)
+    data["rules"][0].update(changes)
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+# fmt: off
+@pytest.mark.parametrize(("text", "code", "needle"), [
+    ("pack: demo\nrules: [", "E011", "not valid YAML"),
+    ("- just a list", "E011", "mapping"),
+    ("pack: demo\nversion: '1'\nrules: []", "E011", "non-empty"),
+    (_edit(PACK, severity="fatal"), "E010", "severity"),
+    (_edit(PACK, terms=[], regexes=[]), "E010", "at least one term"),
+    (_edit(PACK, regexes=[{"pattern": "最(好"}]), "E010", "does not compile"),
+    (_edit(PACK, regexes=[{"pattern": "\\d+", "validator": "crc32"}]), "E010", "unknown validator"),
+    (_edit(PACK, exceptions=[{"reason": "no phrase"}]), "E010", "exactly one of"),
+    (_edit(PACK, id="other.rule"), "E010", "must start with 'demo.'"),
+    (_edit(PACK, colour="red"), "E010", "colour"),
+    (_edit(PACK, category="tax"), "E010", "category"),
+])
+# fmt: on
+def test_malformed_packs_are_refused_with_file_rule_and_reason(text, code, needle):
+    with pytest.raises(RulePackError) as error:
+        parse_pack(text, "packs/demo.yaml")
+    message = str(error.value)
+    assert message.startswith(code) and needle in message and "packs/demo.yaml" in message
+    if code == "E010":
+        assert "rule" in message
+
+
+def test_duplicate_rule_ids_across_packs(tmp_path):
+    for folder in ("team_a", "team_b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "demo.yaml").write_text(PACK, encoding="utf-8")
+    with pytest.raises(RulePackError, match=r"E012: duplicate rule id demo.rule in .*team_b"):
+        load_rulebook([tmp_path / "team_a", tmp_path / "team_b"])
+
+
+def test_adding_a_term_is_a_data_change_and_reload_swaps_packs(tmp_path):
+    for path in pack_files(BUNDLED_PACKS):
+        shutil.copy(path, tmp_path / path.name)
+    detector = make_rule_detector([str(tmp_path)])
+    sample = conversation(("agent", "这款是宇宙无敌款"))
+    assert detector.detect(sample) == []
+    before = detector.data_versions()["ad_law"]
+
+    pack = tmp_path / "ad_law.yaml"
+    data = yaml.safe_load(pack.read_text(encoding="utf-8"))
+    data["rules"][0]["terms"].append("宇宙无敌")
+    pack.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    detector.reload()
+    (finding,) = detector.detect(sample)
+    assert finding.evidence == "宇宙无敌" and finding.rule_id == data["rules"][0]["id"]
+    assert detector.data_versions()["ad_law"] != before  # the content hash is part of the version
+
+    pack.write_text("pack: ad_law\nversion: broken\nrules: [{id: ad_law.x}]\n", encoding="utf-8")
+    with pytest.raises(RulePackError, match="ad_law.x"):
+        detector.reload()
+    assert [f.evidence for f in detector.detect(sample)] == ["宇宙无敌"]  # old packs still in force
+
+
+def test_explain_gives_every_suppression_reason(rule_detector):
+    sample = conversation(("customer", "听说你们是全网最好的"),
+                          ("agent", "您说的“全网最好”我们不敢说，这款不是最好的，但您第一次买可以试试"))
+    reasons = {f.evidence: f.suppressed_by for f in rule_detector.explain(sample) if f.turn == 1}
+    assert reasons["全网最好"].startswith("quote")
+    assert any(r.startswith("negation") for e, r in reasons.items() if e == "最好")
+    assert reasons["第一"].startswith("exception")
+    assert rule_detector.detect(sample) == []
+    customer = [f for f in rule_detector.explain(sample) if f.turn == 0]
+    assert customer and all(f.suppressed_by.startswith("role") for f in customer)

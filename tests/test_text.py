@@ -1,0 +1,71 @@
+"""Normalised views and their offset maps."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_engine.text import PhoneticFolder, normalise
+from rules.matcher import TermMatcher
+
+# fmt: off
+EVASIONS = [
+    # (typed text, the evidence the finding must cite, how it was matched)
+    ("亲，这款是全网最好的",           "全网最好",          "literal"),
+    ("亲，这款是全網最好的",           "全網最好",          "literal"),    # traditional
+    ("亲，这款是全网最好的哦",          "全网最好",          "literal"),
+    ("这款是全 网 最 好的",            "全 网 最 好",        "literal"),    # spaces
+    ("这款是全-网-最-好的",            "全-网-最-好",        "literal"),    # symbols
+    ("这款是全\u3000网\u3000最\u3000好", "全\u3000网\u3000最\u3000好", "literal"),  # ideographic spaces
+    ("这款是全\u200b网\u200d最好的",    "全\u200b网\u200d最好", "literal"),    # zero-width
+    ("这款是全网zui好的",             "全网zui好",         "pinyin"),
+    ("这款是全网ZUI好的",             "全网ZUI好",         "pinyin"),     # upper-case pinyin
+    ("这款是全网 zui 好的",            "全网 zui 好",        "pinyin"),
+    ("这款是全网醉好的",              "全网醉好",          "homophone"),
+    ("这款是全網ｚｕｉ好的",            "全網ｚｕｉ好",        "pinyin"),     # traditional + full-width pinyin
+]
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+def matcher() -> TermMatcher:
+    return TermMatcher([("全网最好", "network_best")])
+
+
+@pytest.mark.parametrize(("text", "evidence", "how"), EVASIONS)
+def test_evasions_are_found_with_original_spans(matcher, text, evidence, how):
+    matches = list(matcher.find(normalise(text)))
+    assert [(text[m.start:m.end], m.how) for m in matches] == [(evidence, how)]
+
+
+@pytest.mark.parametrize("text", ["全网最低", "全网都说好", "全，网，最，好", "quanwangzuihao", "全网罪号"])
+def test_non_matches(matcher, text):
+    # 全，网 … : clause punctuation never joins words; all-pinyin and two homophones are too loose
+    assert list(matcher.find(normalise(text))) == []
+
+
+def test_views_keep_offsets_for_every_character():
+    text = "Ａ全 網-最\u200b好！99.9%"
+    view = normalise(text)
+    assert view.folded == "a全 网-最 好!99.9%"
+    assert len(view.folded) == len(text)
+    assert view.compact == "a全网最好!99.9%"
+    chars = [view.compact_to_original(i, i + 1) for i in range(len(view.compact))]
+    for index, (s, e) in enumerate(chars):
+        assert view.folded[s:e] == view.compact[index]  # each compact character's own source
+    for start in range(len(chars)):
+        for end in range(start + 1, len(chars) + 1):
+            assert view.compact_to_original(start, end) == (chars[start][0], chars[end - 1][1])
+
+
+def test_full_width_and_compatibility_forms_fold():
+    assert normalise("ＮＯ．１").compact == "no1"
+    assert normalise("⼀流").compact == "一流"  # Kangxi radical look-alike
+    assert normalise("①").compact == "1"
+
+
+def test_phonetic_folder_splits_latin_runs_only_when_whole():
+    folder = PhoneticFolder("最好")
+    assert folder("zuihao")[0] == "最好"
+    assert folder("zuihaox")[0] == "zuihaox"
+    text, offsets = folder("全网zui好")
+    assert text == "全网最好" and offsets.to_source(2, 3) == (2, 5)
