@@ -67,7 +67,7 @@ class Lexicons(BaseModel):
         """Matches at the end of the compact text preceding a negated hit."""
         cues = "|".join(sorted(map(re.escape, self.negation.cues), key=len, reverse=True))
         fillers = "|".join(sorted(map(re.escape, self.negation.fillers), key=len, reverse=True))
-        return re.compile(f"(?:{cues})(?:{fillers})?$")
+        return re.compile(f"(?:{cues})(?:{fillers}){{0,2}}$")
 
     @cached_property
     def quote_cues(self) -> CueSet:

@@ -50,11 +50,11 @@ def service_metrics(conversation: Conversation, lexicons: Lexicons) -> ServiceMe
     closing = any(cue("service", "closing_invite").first(compact[i]) for i in responder_turns[-3:])
     bot_failures = sum(1 for i, t in enumerate(turns)
                        if t.role is Role.BOT and cue("service", "bot_failure").first(compact[i]))
-    handover_turn = next((i for i, t in enumerate(turns)
-                          if t.role is Role.AGENT and any(u.role is Role.BOT for u in turns[:i])), None)
-    if handover_turn is None:
-        handover_turn = next((i for i, t in enumerate(turns)
-                              if t.role is Role.SYSTEM and cue("service", "handover").first(compact[i])), None)
+    # a hand-over is a system notice of it, or the first human agent turn after the bot
+    handovers = [i for i, t in enumerate(turns)
+                 if (t.role is Role.SYSTEM and cue("service", "handover").first(compact[i]))
+                 or (t.role is Role.AGENT and any(u.role is Role.BOT for u in turns[:i]))]
+    handover_turn = handovers[0] if handovers else None
     return ServiceMetrics(
         first_response_s=first_response_s, first_response_turn=first_reply, greeting_s=greeting_s,
         greeted=greeted, longest_agent_gap_s=longest, longest_agent_gap_turn=longest_turn,

@@ -88,7 +88,7 @@ def quote_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | Non
     )
     if not quoted:
         before = fold(_CLAUSE_END.split(original[max(0, start - _WINDOW):start])[-1])
-        quoted = any(before.endswith(cue) for cue in ctx.lexicons.quote_cues.phrases)
+        quoted = ctx.lexicons.quote_cues.first(before) is not None  # 您提到的销量第一: cue earlier in the clause
     if quoted and fold(original[start:end]) in ctx.earlier_customer_text():
         return "quote: the agent repeats the customer's words"
     return None

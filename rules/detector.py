@@ -111,6 +111,11 @@ class RuleDetector:
                 active.append(match)
             else:
                 excused.append((match, reason))
+        for match in list(active):  # 不敢说是全网最好: the 最好 inside shares its context
+            outer = _enclosing(match, [(m, r) for m, r in excused if not r.startswith("role")])
+            if outer is not None:
+                active.remove(match)
+                excused.append((match, outer))
         kept = _longest_per_category(active)
         findings = [self._finding(m, index, view.original) for m in kept]
         if explain:
@@ -128,6 +133,15 @@ class RuleDetector:
             confidence=CONFIDENCE[match.how], detector=self.name, detector_version=self.version,
             suppressed_by=suppressed_by,
         )
+
+
+def _enclosing(match: Match[Rule], excused: list[tuple[Match[Rule], str]]) -> str | None:
+    """The reason of an excused longer hit of the same category enclosing ``match``."""
+    for outer, reason in excused:
+        if (outer.payload.category == match.payload.category and outer.start <= match.start
+                and match.end <= outer.end and outer.end - outer.start > match.end - match.start):
+            return f"{reason} (inside a longer excused hit)"
+    return None
 
 
 def _longest_per_category(matches: list[Match[Rule]]) -> list[Match[Rule]]:

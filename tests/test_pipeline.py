@@ -44,7 +44,7 @@ def test_good_service_passes_with_full_marks(pipeline):
     assert report.passed and report.score == 100.0
     assert report.empathy == "present" and report.resolution == "resolved" and report.first_contact_resolution
     assert report.metrics.first_response_s == 6.0 and report.metrics.greeting_s == 6.0
-    assert report.metrics.closing_invite and report.metrics.longest_agent_gap_s == 19.0
+    assert report.metrics.closing_invite and report.metrics.longest_agent_gap_s == 8.0
 
 
 def test_missing_timestamps_give_null_time_metrics_not_zero(pipeline):
