@@ -19,13 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qa_engine.config import parse_config
+from qa_engine.config import load_pipeline
 from qa_engine.errors import QAEngineError
 from qa_engine.findings import FindingKind
 from qa_engine.io import Quarantined, ResultWriter, detect_format, load, write_quarantine
-from qa_engine.pipeline import Pipeline
 from qa_engine.schema import Role
-from qa_engine.scorecard import load_scorecard
 
 app = typer.Typer(help="QA and compliance scoring for Chinese e-commerce customer-service conversations.",
                   no_args_is_help=True, add_completion=False)
@@ -33,18 +31,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config YAML (detectors, scorecard).")]
-
-
-def build_pipeline(config: Path | None) -> Pipeline:
-    """The pipeline described by a config file, or the bundled default."""
-    if config is None:
-        return Pipeline.from_config()
-    run = parse_config(config.read_text(encoding="utf-8"))
-    scorecard = None
-    if run.scorecard:
-        path = (config.parent / run.scorecard)
-        scorecard = load_scorecard(path.read_text(encoding="utf-8"), str(path))
-    return Pipeline.from_config(run, scorecard)
 
 
 @app.command()
@@ -56,7 +42,7 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Check one utterance and show its violations with evidence, citation and rewrite."""
-    pipeline = build_pipeline(config)
+    pipeline = load_pipeline(config)
     if explain:
         from qa_engine.schema import Conversation, Turn
         conversation = Conversation(conversation_id="check", turns=(Turn(role=role, text=text),))
@@ -96,7 +82,7 @@ def score(
     """Score transcript files; bad records go to the quarantine file; print a summary."""
     for path in inputs:
         detect_format(path)  # refuse an unknown format before any output is written
-    pipeline = build_pipeline(config)
+    pipeline = load_pipeline(config)
     quarantine = quarantine or output.with_name(output.name.split(".")[0] + ".quarantine.jsonl")
     bad: list[Quarantined] = []
     categories: Counter[str] = Counter()
@@ -149,7 +135,11 @@ def _summary(records: int, scored: int, quarantined: int, passed: int, total_sco
 
 def _add_plugin_commands() -> None:
     for entry in entry_points(group="qa_engine.commands"):
-        app.add_typer(entry.load(), name=entry.name)
+        command = entry.load()
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=entry.name)
+        else:
+            app.command(name=entry.name)(command)
 
 
 def main() -> None:

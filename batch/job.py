@@ -1,0 +1,108 @@
+"""The batch job: shards → Ray Data actor pool → committed Parquet shards → aggregates.
+
+The only module that imports ``ray``. With no address it starts an embedded local Ray
+sized to the workers; with ``--address`` or ``RAY_ADDRESS`` it joins an existing cluster and
+runs the same code there (inputs and output must then be on storage every node sees).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from batch.actors import ShardScorer
+from batch.aggregates import build_aggregates
+from batch.shards import Manifest, discover, remove_stale_temporaries
+from qa_engine.config import load_pipeline
+
+
+class BatchError(Exception):
+    """The job cannot start as asked (and nothing was written)."""
+
+
+@dataclass
+class JobSummary:
+    shards: int = 0
+    shards_skipped: int = 0
+    records_in: int = 0
+    scored: int = 0
+    quarantined: int = 0
+    findings: int = 0
+    violations_by_category: Counter = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+
+    @property
+    def conversations_per_s(self) -> float:
+        return self.scored / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers: int = 1,
+            gpus_per_worker: float = 0.0, resume: bool = False, config: Path | None = None,
+            on_shard: Callable[[dict], None] | None = None) -> JobSummary:
+    """Score every input shard not yet committed; return totals over all committed shards."""
+    started = time.perf_counter()
+    out = Path(out)
+    shards = discover(inputs)
+    manifest = Manifest(out)
+    if manifest.exists and not resume:
+        raise BatchError(f"{out} already holds a job's output ({manifest.path.name}); "
+                         "pass --resume to finish it, or choose another output folder")
+    versions = load_pipeline(config).versions.model_dump()
+    if manifest.versions is not None and manifest.versions != versions:
+        raise BatchError(f"{out} was scored with other versions ({json.dumps(manifest.versions, ensure_ascii=False)}); "
+                         "resuming would mix results: choose another output folder")
+    manifest.versions = versions
+    manifest.save()
+    remove_stale_temporaries(out)
+    todo = [s for s in shards if not manifest.committed(s)]
+    by_key = {s.key: s for s in todo}
+    if todo:
+        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, config):
+            summary = {k: v for k, v in row.items() if k != "key"}
+            summary["violations_by_category"] = json.loads(summary["violations_by_category"])
+            manifest.commit(by_key[row["key"]], summary)
+            if on_shard is not None:
+                on_shard(summary)
+    build_aggregates(out)
+    totals = JobSummary(shards=len(shards), shards_skipped=len(shards) - len(todo),
+                        elapsed_s=time.perf_counter() - started)
+    for shard in shards:
+        entry = manifest.shards[shard.key]
+        totals.records_in += entry["records_in"]
+        totals.scored += entry["scored"]
+        totals.quarantined += entry["quarantined"]
+        totals.findings += entry["findings"]
+        totals.violations_by_category.update(entry["violations_by_category"])
+    return totals
+
+
+def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float,
+                    config: Path | None):
+    import ray
+    import ray.data
+
+    started_here = False
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # one CPU more than the actors, so Ray Data's own tasks never wait for one
+            ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=256 * 1024 * 1024)
+        started_here = True
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    try:
+        dataset = ray.data.from_items([asdict(shard) for shard in todo]).map_batches(
+            ShardScorer, batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker or None,
+            fn_constructor_kwargs={"out": str(out.resolve()), "config": str(config.resolve()) if config else None},
+        )
+        yield from dataset.iter_rows()
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,41 @@
+"""Flat rows of a `ScoreReport` for columnar outputs (pure; no pyarrow here).
+
+One row per conversation and one per finding — the shapes of the batch job's
+``conversations/`` and ``findings/`` tables and of the auditor reports built on them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from qa_engine.findings import ScoreReport
+
+
+def conversation_row(report: ScoreReport, source: str = "") -> dict[str, Any]:
+    """The conversation-level result, sections and metrics as columns, versions as JSON."""
+    day = report.start_time.date().isoformat() if report.start_time else None
+    return {
+        "conversation_id": report.conversation_id, "agent_id": report.agent_id, "team": report.team,
+        "channel": report.channel, "start_time": report.start_time.isoformat() if report.start_time else None,
+        "day": day, "score": report.score, "passed": report.passed,
+        "auto_fail_reasons": list(report.auto_fail_reasons),
+        **{f"section_{name}": value for name, value in sorted(report.sections.items())},
+        "resolution": report.resolution, "first_contact_resolution": report.first_contact_resolution,
+        "empathy": report.empathy,
+        **{f"metric_{name}": value for name, value in report.metrics.model_dump().items()},
+        "violations": len(report.violations),
+        "versions": json.dumps(report.versions.model_dump(), ensure_ascii=False, sort_keys=True),
+        "source": source,
+    }
+
+
+def finding_rows(report: ScoreReport) -> list[dict[str, Any]]:
+    """Every finding with the conversation columns an auditor filters on."""
+    day = report.start_time.date().isoformat() if report.start_time else None
+    return [
+        {"conversation_id": report.conversation_id, "agent_id": report.agent_id, "team": report.team,
+         "channel": report.channel, "day": day, "finding_index": index,
+         **finding.model_dump(mode="json")}
+        for index, finding in enumerate(report.findings)
+    ]
