@@ -7,6 +7,8 @@ the same test split, so they stay deliberately simple and explainable.
 
 from __future__ import annotations
 
+import re
+
 from qa_engine.detector import detectors
 from qa_engine.findings import Finding, FindingKind, Severity
 from qa_engine.lexicons import Lexicons, load_lexicons
@@ -14,10 +16,11 @@ from qa_engine.schema import Conversation, Role
 from qa_engine.text import TextView, fold, normalise
 
 _SPEAKERS = (Role.AGENT, Role.BOT)
+_CLAUSE_MARKS = re.compile(r"[，。！？；：、,!?;:~]+")
 
 
 class EmpathyLexicalDetector:
-    """Does the agent acknowledge feelings, apologise or reassure before solving?
+    """Does the (human) agent acknowledge feelings, apologise or reassure before solving?
 
     Emits a ``signal`` per empathy cue, and one ``label`` finding ``empathy``:
     ``present`` (empathy before the first solution, or the customer never complained),
@@ -42,8 +45,8 @@ class EmpathyLexicalDetector:
                 if complaint_turn is None and self.lexicons.cues("complaint", "cues").first(view.compact):
                     complaint_turn = index
                 continue
-            if turn.role not in _SPEAKERS:
-                continue
+            if turn.role is not Role.AGENT:
+                continue  # a bot's scripted 抱歉，我没有理解 is not empathy
             for kind in self.KINDS:
                 spans = self.lexicons.cues("empathy", kind).spans(view.compact)
                 if spans:
@@ -117,7 +120,8 @@ class ResolutionLexicalDetector:
         compact = fold(turns[last].text)
         if cues("resolution", "customer_unresolved").first(compact):
             return "unresolved", last
-        if cues("resolution", "customer_resolved").first(compact):
+        if cues("resolution", "customer_resolved").first(compact) or \
+                _CLAUSE_MARKS.sub("", compact) in self.lexicons.resolution["customer_ack"]:
             return "resolved", last
         for index in range(last + 1, len(turns)):
             if turns[index].role in _SPEAKERS and cues("solution", "cues").first(fold(turns[index].text)):
