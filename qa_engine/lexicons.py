@@ -7,12 +7,11 @@ run on the compact view, so a cue survives the same evasions a rule term does.
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from importlib import resources
 
 import ahocorasick
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 from qa_engine.text import fold
 
@@ -47,10 +46,10 @@ class _Quote(BaseModel):
     marks: list[str]
 
 
-class Lexicons(BaseModel):
+class LexiconFile(BaseModel):
     """The validated lexicon file."""
 
-    model_config = ConfigDict(ignored_types=(cached_property,))
+    model_config = ConfigDict(frozen=True)
 
     version: str
     negation: _Negation
@@ -60,29 +59,33 @@ class Lexicons(BaseModel):
     solution: dict[str, list[str]]
     resolution: dict[str, list[str]]
     service: dict[str, list[str]]
-    _cue_sets: dict[tuple[str, str], CueSet] = PrivateAttr(default_factory=dict)
 
-    @cached_property
-    def negation_before(self) -> re.Pattern[str]:
-        """Matches at the end of the compact text preceding a negated hit."""
-        cues = "|".join(sorted(map(re.escape, self.negation.cues), key=len, reverse=True))
-        fillers = "|".join(sorted(map(re.escape, self.negation.fillers), key=len, reverse=True))
-        return re.compile(f"(?:{cues})(?:{fillers}){{0,2}}$")
 
-    @cached_property
-    def quote_cues(self) -> CueSet:
-        return CueSet(self.quote.cues)
+class Lexicons:
+    """Compiled lexicons: every cue list as a `CueSet`, built once."""
+
+    GROUPS = ("empathy", "complaint", "solution", "resolution", "service")
+
+    def __init__(self, data: LexiconFile) -> None:
+        self.data = data
+        self.version = data.version
+        self.quote = data.quote
+        self.resolution = data.resolution
+        self._cue_sets = {(group, name): CueSet(phrases)
+                          for group in self.GROUPS for name, phrases in getattr(data, group).items()}
+        self.quote_cues = CueSet(data.quote.cues)
+        cues = "|".join(sorted(map(re.escape, data.negation.cues), key=len, reverse=True))
+        fillers = "|".join(sorted(map(re.escape, data.negation.fillers), key=len, reverse=True))
+        #: matches at the end of the compact text preceding a negated hit
+        self.negation_before = re.compile(f"(?:{cues})(?:{fillers}){{0,2}}$")
 
     def cues(self, group: str, name: str) -> CueSet:
-        """The compiled cue set ``group.name`` (e.g. ``empathy.apology``), built once."""
-        key = (group, name)
-        if key not in self._cue_sets:
-            self._cue_sets[key] = CueSet(getattr(self, group)[name])
-        return self._cue_sets[key]
+        """The compiled cue set ``group.name`` (e.g. ``empathy.apology``)."""
+        return self._cue_sets[(group, name)]
 
 
 def load_lexicons(text: str | None = None) -> Lexicons:
     """Parse lexicon YAML text; the bundled ``conf/lexicons.yaml`` by default."""
     if text is None:
         text = resources.files("qa_engine").joinpath("conf/lexicons.yaml").read_text(encoding="utf-8")
-    return Lexicons.model_validate(yaml.safe_load(text))
+    return Lexicons(LexiconFile.model_validate(yaml.safe_load(text)))

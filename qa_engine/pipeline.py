@@ -51,16 +51,19 @@ class Pipeline:
         self.detectors = list(detectors)
         self.scorecard = scorecard or load_scorecard()
         self.lexicons = lexicons or load_lexicons()
+        self._versioned = [d for d in self.detectors if isinstance(d, Versioned)]
+        self._versions: Versions | None = None
 
     @property
     def versions(self) -> Versions:
         """What the next result depends on (rule packs may have been reloaded since start)."""
         packs: dict[str, str] = {}
-        for detector in self.detectors:
-            if isinstance(detector, Versioned):
-                packs.update(detector.data_versions())
-        return Versions(engine=__version__, scorecard=self.scorecard.id,
-                        detectors={d.name: d.version for d in self.detectors}, rule_packs=packs)
+        for detector in self._versioned:
+            packs.update(detector.data_versions())
+        if self._versions is None or self._versions.rule_packs != packs:
+            self._versions = Versions(engine=__version__, scorecard=self.scorecard.id,
+                                      detectors={d.name: d.version for d in self.detectors}, rule_packs=packs)
+        return self._versions
 
     @classmethod
     def from_config(cls, config: PipelineConfig | None = None, scorecard: Scorecard | None = None) -> Pipeline:

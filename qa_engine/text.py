@@ -151,8 +151,12 @@ def _separator_edits(folded: str) -> list[tuple[int, int, str]]:
     return edits
 
 
+@lru_cache(maxsize=64)
 def normalise(text: str) -> TextView:
     """Build the folded and compact views of ``text``.
+
+    Cached for the last few dozen texts: the detectors of one conversation share its views
+    (a cache sized to one conversation, so repeated texts across a month are not a shortcut).
 
     Example:
         >>> view = normalise("全 網-最\u200b好")

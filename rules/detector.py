@@ -38,8 +38,8 @@ class CompiledRules:
         return cls(
             rulebook=rulebook,
             terms=TermMatcher((term, rule) for rule in rules for term in rule.terms),
-            regexes=RegexMatcher((spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None, rule)
-                                 for rule in rules for spec in rule.regexes),
+            regexes=RegexMatcher((spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None,
+                                  spec.requires, rule) for rule in rules for spec in rule.regexes),
             roles=frozenset(role for rule in rules for role in rule.roles),
         )
 

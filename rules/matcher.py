@@ -105,15 +105,18 @@ def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None)
 class RegexMatcher(Generic[Payload]):
     """Compiled regexes on the folded or compact view, with optional validators."""
 
-    def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, Payload]]) -> None:
-        self._entries = [(re.compile(pattern), view, validator, payload) for pattern, view, validator, payload in entries]
+    def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
+        self._entries = [(re.compile(pattern), view, validator, requires, payload)
+                         for pattern, view, validator, requires, payload in entries]
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def find(self, view: TextView) -> Iterator[Match[Payload]]:
-        for pattern, view_name, validator, payload in self._entries:
+        for pattern, view_name, validator, requires, payload in self._entries:
             text = view.compact if view_name == "compact" else view.folded
+            if requires and not any(literal in text for literal in requires):
+                continue
             for found in pattern.finditer(text):
                 if found.end() == found.start() or (validator is not None and not validator(found.group())):
                     continue

@@ -33,6 +33,8 @@ class RegexSpec(BaseModel):
     pattern: str
     view: Literal["compact", "folded"] = "compact"
     validator: str | None = None
+    #: substrings of which at least one must occur for the regex to be tried (a cheap pre-filter)
+    requires: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _compiles(self) -> RegexSpec:
