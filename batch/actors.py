@@ -27,8 +27,11 @@ class ShardScorer:
     def __init__(self, out: str, config: str | None = None) -> None:
         from qa_engine.config import load_pipeline  # loaded in the actor process, not the driver
 
+        import ray
+
         self.out = Path(out)
         self.pipeline = load_pipeline(Path(config) if config else None)
+        self.node = ray.get_runtime_context().get_node_id()  # recorded per shard in the manifest
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s), mtime_ns=int(m)))
@@ -49,7 +52,7 @@ class ShardScorer:
             categories.update(f.category for f in report.violations)
         for table, rows in (("conversations", conversations), ("findings", findings), ("quarantine", quarantined)):
             write_table_atomic(rows, shard_path(self.out, table, shard))
-        return {"key": shard.key, "records_in": len(conversations) + len(quarantined),
+        return {"key": shard.key, "node": self.node, "records_in": len(conversations) + len(quarantined),
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
                 "violations_by_category": json.dumps(dict(sorted(categories.items())), ensure_ascii=False),
                 "seconds": round(time.perf_counter() - started, 3)}

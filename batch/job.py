@@ -8,6 +8,7 @@ runs the same code there (inputs and output must then be on storage every node s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -90,16 +91,18 @@ def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gp
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:  # one CPU more than the actors, so Ray Data's own tasks never wait for one
             ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=False,
-                     object_store_memory=256 * 1024 * 1024)
+                     logging_level=logging.WARNING, object_store_memory=256 * 1024 * 1024)
         started_here = True
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
         dataset = ray.data.from_items([asdict(shard) for shard in todo]).map_batches(
-            ShardScorer, batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker or None,
+            ShardScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+            num_gpus=gpus_per_worker or None,
             fn_constructor_kwargs={"out": str(out.resolve()), "config": str(config.resolve()) if config else None},
         )
         yield from dataset.iter_rows()
