@@ -12,7 +12,7 @@ import numpy as np
 
 from batch.shards import Shard, shard_path, write_table_atomic
 from qa_engine.io import Quarantined, load
-from qa_engine.tables import conversation_row, finding_rows
+from qa_engine.tables import conversation_row, finding_rows, versions_json
 
 
 class ShardScorer:
@@ -42,12 +42,13 @@ class ShardScorer:
         started = time.perf_counter()
         conversations, findings, quarantined = [], [], []
         categories: Counter[str] = Counter()
+        versions = versions_json(self.pipeline.versions)
         for record in load(Path(shard.path)):
             if isinstance(record, Quarantined):
                 quarantined.append(record.to_dict())
                 continue
             report = self.pipeline.score(record)
-            conversations.append(conversation_row(report, source=shard.path))
+            conversations.append(conversation_row(report, source=shard.path, versions=versions))
             findings.extend(finding_rows(report))
             categories.update(f.category for f in report.violations)
         for table, rows in (("conversations", conversations), ("findings", findings), ("quarantine", quarantined)):

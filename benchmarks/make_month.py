@@ -5,6 +5,7 @@ Each output conversation is a source dialogue with a new id, agent, team and sta
 sample only — never for accuracy claims: resampling repeats the same dialogues.
 
     python benchmarks/make_month.py -n 100000 -o /tmp/month.jsonl
+    python benchmarks/make_month.py -n 100000 --shards 30 -o /tmp/month/     # one file per shard
 """
 
 from __future__ import annotations
@@ -61,14 +62,23 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--month", default="2026-10")
     parser.add_argument("--seed", type=int, default=20261001)
+    parser.add_argument("--shards", type=int, default=1, help="write this many JSONL files into OUTPUT (a folder)")
     args = parser.parse_args()
     source = yaml.safe_load(args.source.read_text(encoding="utf-8"))
     rows = build_month(source["dialogues"], args.size, args.month, args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as handle:
+    if args.shards > 1:
+        for shard in range(args.shards):
+            write_jsonl(rows[shard::args.shards], args.output / f"shard-{shard:03d}.jsonl")
+    else:
+        write_jsonl(rows, args.output)
+    print(f"wrote {len(rows)} conversations from {len(source['dialogues'])} source dialogues to {args.output}")
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows)} conversations from {len(source['dialogues'])} source dialogues to {args.output}")
 
 
 if __name__ == "__main__":

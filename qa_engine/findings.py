@@ -85,6 +85,7 @@ class Versions(BaseModel):
 
     engine: str
     scorecard: str
+    lexicons: str
     detectors: dict[str, str]
     rule_packs: dict[str, str] = {}
 

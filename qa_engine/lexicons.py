@@ -67,7 +67,6 @@ class Lexicons:
     GROUPS = ("empathy", "complaint", "solution", "resolution", "service")
 
     def __init__(self, data: LexiconFile) -> None:
-        self.data = data
         self.version = data.version
         self.quote = data.quote
         self.resolution = data.resolution

@@ -61,7 +61,7 @@ class Pipeline:
         for detector in self._versioned:
             packs.update(detector.data_versions())
         if self._versions is None or self._versions.rule_packs != packs:
-            self._versions = Versions(engine=__version__, scorecard=self.scorecard.id,
+            self._versions = Versions(engine=__version__, scorecard=self.scorecard.id, lexicons=self.lexicons.version,
                                       detectors={d.name: d.version for d in self.detectors}, rule_packs=packs)
         return self._versions
 

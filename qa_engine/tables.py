@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qa_engine.findings import ScoreReport
+from qa_engine.findings import ScoreReport, Versions
 
 
-def conversation_row(report: ScoreReport, source: str = "") -> dict[str, Any]:
-    """The conversation-level result, sections and metrics as columns, versions as JSON."""
+def versions_json(versions: Versions) -> str:
+    return json.dumps(versions.model_dump(), ensure_ascii=False, sort_keys=True)
+
+
+def conversation_row(report: ScoreReport, source: str = "", versions: str | None = None) -> dict[str, Any]:
+    """The conversation-level result, sections and metrics as columns, versions as JSON
+    (``versions``: that JSON precomputed, when many rows share it)."""
     day = report.start_time.date().isoformat() if report.start_time else None
     return {
         "conversation_id": report.conversation_id, "agent_id": report.agent_id, "team": report.team,
@@ -25,7 +30,7 @@ def conversation_row(report: ScoreReport, source: str = "") -> dict[str, Any]:
         "empathy": report.empathy,
         **{f"metric_{name}": value for name, value in report.metrics.model_dump().items()},
         "violations": len(report.violations),
-        "versions": json.dumps(report.versions.model_dump(), ensure_ascii=False, sort_keys=True),
+        "versions": versions if versions is not None else versions_json(report.versions),
         "source": source,
     }
 

@@ -63,9 +63,6 @@ class TermMatcher(Generic[Payload]):
         if by_key:
             self._automaton.make_automaton()
 
-    def __len__(self) -> int:
-        return len(self._automaton)
-
     def find(self, view: TextView) -> Iterator[Match[Payload]]:
         if self._empty:
             return
@@ -108,9 +105,6 @@ class RegexMatcher(Generic[Payload]):
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
         self._entries = [(re.compile(pattern), view, validator, requires, payload)
                          for pattern, view, validator, requires, payload in entries]
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def find(self, view: TextView) -> Iterator[Match[Payload]]:
         for pattern, view_name, validator, requires, payload in self._entries:
