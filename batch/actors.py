@@ -8,8 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from batch.shards import Shard, shard_path, write_table_atomic
 from qa_engine.io import Quarantined, load
 from qa_engine.tables import conversation_row, finding_rows, versions_json
@@ -33,7 +31,7 @@ class ShardScorer:
         self.pipeline = load_pipeline(Path(config) if config else None)
         self.node = ray.get_runtime_context().get_node_id()  # recorded per shard in the manifest
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s), mtime_ns=int(m)))
                      for p, k, s, m in zip(batch["path"], batch["key"], batch["size"], batch["mtime_ns"])]
         return {name: [summary[name] for summary in summaries] for name in summaries[0]} if summaries else {}

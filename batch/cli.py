@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -44,7 +45,7 @@ def batch(
             summary = run_job(inputs, output, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
                               resume=resume, config=config, on_shard=advance)
         except BatchError as exc:
-            console.print(f"[red]error[/red] {exc}")
+            console.print(f"[red]error[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     table = Table(title="qa-engine batch", show_header=False)
     table.add_column("what")

@@ -84,8 +84,11 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
 
 def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float,
                     config: Path | None):
-    import ray
-    import ray.data
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise BatchError("the batch job needs Ray: pip install 'qa-engine[batch]'") from None
 
     started_here = False
     if not ray.is_initialized():

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -66,7 +67,7 @@ def check(
     for f in findings:
         row = [f"{f.start}-{f.end}", f.evidence + ("" if f.match in ("literal", "regex") else f" ({f.match})"),
                f.rule_id, f.severity.value, f.citation or "", f.rewrite or ""]
-        table.add_row(*row, *([f.suppressed_by or ""] if explain else []))
+        table.add_row(*map(escape, row), *([escape(f.suppressed_by or "")] if explain else []))
     console.print(table)
 
 
@@ -95,7 +96,7 @@ def score(
             for record in load(path):
                 if isinstance(record, Quarantined):
                     bad.append(record)
-                    err_console.print(f"[yellow]quarantined[/yellow] {record.source}:{record.row} {record.reason}")
+                    err_console.print(f"[yellow]quarantined[/yellow] {escape(f'{record.source}:{record.row} {record.reason}')}")
                 else:
                     report = pipeline.score(record)
                     writer.write(report)
@@ -135,7 +136,11 @@ def _summary(records: int, scored: int, quarantined: int, passed: int, total_sco
 
 def _add_plugin_commands() -> None:
     for entry in entry_points(group="qa_engine.commands"):
-        command = entry.load()
+        try:
+            command = entry.load()
+        except ImportError as exc:  # a plugin whose extra is not installed: say so, keep the rest
+            err_console.print(f"[yellow]note[/yellow] command '{entry.name}' unavailable: {escape(str(exc))}")
+            continue
         if isinstance(command, typer.Typer):
             app.add_typer(command, name=entry.name)
         else:
@@ -147,7 +152,7 @@ def main() -> None:
     try:
         app()
     except QAEngineError as exc:
-        err_console.print(f"[red]error[/red] {exc}")
+        err_console.print(f"[red]error[/red] {escape(str(exc))}")
         sys.exit(2)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from qa_engine.errors import RulePackError
@@ -38,8 +39,8 @@ def validate(packs: PacksArgument = None) -> None:
     try:
         book = load_rulebook(packs or None)
     except RulePackError as exc:
-        console.print(f"[red]invalid[/red] {exc}")
+        console.print(f"[red]invalid[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     for pack in book.packs:
-        console.print(f"[green]ok[/green] {pack.source}: {pack.pack} {pack.version}, {len(pack.rules)} rules, "
+        console.print(f"[green]ok[/green] {escape(pack.source)}: {pack.pack} {pack.version}, {len(pack.rules)} rules, "
                       f"{sum(len(r.terms) for r in pack.rules)} terms")
