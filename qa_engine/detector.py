@@ -43,6 +43,15 @@ class Versioned(Protocol):
     def data_versions(self) -> dict[str, str]: ...
 
 
+@runtime_checkable
+class Reloadable(Protocol):
+    """A detector whose data can be re-read in place (the live service watches its files)."""
+
+    def reload(self) -> object: ...
+
+    def watched_files(self) -> list[str]: ...
+
+
 DetectorFactory = Callable[..., Detector]
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 import qa_engine.baselines  # noqa: F401  (registers the lexical baseline detectors)
 from qa_engine import __version__
-from qa_engine.detector import Detector, Explainer, Versioned, detectors
+from qa_engine.detector import Detector, Explainer, Reloadable, Versioned, detectors
 from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
@@ -73,6 +73,21 @@ class Pipeline:
             config = default_config()
         made = [detectors.make(spec.name, **spec.config) for spec in config.detectors]
         return cls(made, scorecard)
+
+    def reload(self) -> Versions:
+        """Re-read every reloadable detector's data; on an error the old data stays in force.
+
+        Raises:
+            QAEngineError: the first detector whose new data is malformed (those before it
+                have already swapped theirs in).
+        """
+        for detector in self.detectors:
+            if isinstance(detector, Reloadable):
+                detector.reload()
+        return self.versions
+
+    def watched_files(self) -> list[str]:
+        return sorted({path for d in self.detectors if isinstance(d, Reloadable) for path in d.watched_files()})
 
     def findings(self, conversation: Conversation, explain: bool = False) -> list[Finding]:
         """Every detector's findings, in a stable order."""

@@ -16,7 +16,7 @@ from qa_engine.schema import Conversation, Role
 from qa_engine.text import TextView, normalise
 from rules.context import TurnContext, suppression
 from rules.matcher import Match, RegexMatcher, TermMatcher
-from rules.pack import Rule, RuleBook, load_rulebook
+from rules.pack import BUNDLED_PACKS, Rule, RuleBook, load_rulebook, pack_files
 from rules.validators import VALIDATORS
 
 CONFIDENCE = {"literal": 1.0, "regex": 1.0, "pinyin": 0.9, "homophone": 0.8}
@@ -78,6 +78,11 @@ class RuleDetector:
 
     def data_versions(self) -> dict[str, str]:
         return self.rulebook.versions
+
+    def watched_files(self) -> list[str]:
+        """The pack files `reload` re-reads (a new file in a watched folder counts too)."""
+        return [str(p) for source in (self.sources or [BUNDLED_PACKS])
+                for p in (pack_files(Path(source)) if Path(source).is_dir() else [Path(source)])]
 
     def detect(self, conversation: Conversation) -> list[Finding]:
         return self._findings(conversation, explain=False)

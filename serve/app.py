@@ -1,0 +1,251 @@
+"""The ASGI app: HTTP checks, live WebSocket sessions, health, metrics and the agent console."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qa_engine.errors import QAEngineError
+from qa_engine.findings import Finding
+from qa_engine.pipeline import Pipeline
+from qa_engine.schema import Role, Turn
+from serve.live import LiveSession
+from serve.models import CheckRequest, CheckResponse, SentRequest, SentResponse, TurnIn, Warning
+from serve.metrics import ServiceMetrics
+from serve.settings import ServeSettings
+from serve.warning_log import WarningLog
+
+log = logging.getLogger("qa_engine.serve")
+STATIC = Path(__file__).parent / "static"
+
+
+class TokenBuckets:
+    """Per-token rate limit: ``rate`` requests a minute, bursts up to the same number."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.refill = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, token: str) -> bool:
+        now = time.monotonic()
+        level, since = self._buckets.get(token, (self.capacity, now))
+        level = min(self.capacity, level + (now - since) * self.refill)
+        if level < 1:
+            self._buckets[token] = (level, now)
+            return False
+        self._buckets[token] = (level - 1, now)
+        return True
+
+
+class Service:
+    """What the app holds: the pipeline, settings, log, metrics and reload state."""
+
+    def __init__(self, settings: ServeSettings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.warning_log = WarningLog(settings.warning_log)
+        self.metrics = ServiceMetrics()
+        self.buckets = TokenBuckets(settings.rate_limit_per_minute)
+        self.tokens = set(settings.tokens)
+        self.last_reload_error: str | None = None
+        self._signature = self._files_signature()
+
+    def versions(self) -> dict[str, Any]:
+        return self.pipeline.versions.model_dump()
+
+    def check(self, draft: str, context: Sequence[Turn], role: Role = Role.AGENT) -> list[Finding]:
+        findings = self.pipeline.check(draft, role=role, context=context)
+        self.metrics.warnings(findings)
+        return findings
+
+    def _files_signature(self) -> tuple:
+        signature = []
+        for path in self.pipeline.watched_files():
+            try:
+                stat = Path(path).stat()
+                signature.append((path, stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                signature.append((path, None, None))
+        return tuple(signature)
+
+    async def reload_if_changed(self) -> bool:
+        """Swap in changed rule packs; a malformed pack is refused and the old ones keep serving."""
+        signature = await asyncio.to_thread(self._files_signature)
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            versions = await asyncio.to_thread(self.pipeline.reload)
+        except QAEngineError as exc:
+            self.last_reload_error = str(exc)
+            self.metrics.reloads.labels(outcome="refused").inc()
+            log.error("rule pack reload refused, previous packs still serving: %s", exc)
+            return False
+        self.last_reload_error = None
+        self.metrics.reloads.labels(outcome="ok").inc()
+        log.info("rule packs reloaded: %s", versions.rule_packs)
+        return True
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            await self.reload_if_changed()
+
+
+def _bearer(request_or_socket: Request | WebSocket) -> str | None:
+    header = request_or_socket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request_or_socket.query_params.get("token")
+
+
+def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the app; ``pipeline`` defaults to the one the settings' pipeline config describes."""
+    if pipeline is None:
+        from qa_engine.config import load_pipeline
+        pipeline = load_pipeline(Path(settings.pipeline_config) if settings.pipeline_config else None)
+    service = Service(settings, pipeline)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(service.watch()) if settings.reload_interval_s > 0 else None
+        yield
+        if watcher is not None:
+            watcher.cancel()
+        service.warning_log.close()
+
+    app = FastAPI(title="qa-engine live warnings", version=pipeline.versions.engine, lifespan=lifespan,
+                  description="Real-time compliance warnings for customer-service agents.")
+    app.state.service = service
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next):
+        started = time.perf_counter()
+        route = request.url.path
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            response = _error(413, "E413", f"request body over {settings.max_body_bytes} bytes")
+        elif request.method == "POST" and len(await request.body()) > settings.max_body_bytes:
+            response = _error(413, "E413", f"request body over {settings.max_body_bytes} bytes")
+        else:
+            response = await call_next(request)
+        service.metrics.observe(route, response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
+        return JSONResponse(status_code=422, content={"error": "E422", "message": "invalid request",
+                                                      "fields": fields})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in message:
+            message = "the request body is not valid UTF-8 JSON"
+        return _error(exc.status_code, f"E{exc.status_code}", message, getattr(exc, "headers", None))
+
+    def authorised(request: Request) -> str:
+        token = _bearer(request)
+        if token is None or token not in service.tokens:
+            raise _Refused(401, "E401", "missing or unknown bearer token")
+        if not service.buckets.take(token):
+            raise _Refused(429, "E429", f"rate limit of {settings.rate_limit_per_minute} requests a minute exceeded")
+        return token
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {"Retry-After": "1"}
+        return _error(exc.status, exc.code, exc.message, headers)
+
+    @app.post("/v1/check", response_model=CheckResponse)
+    async def check(body: CheckRequest, token: str = Depends(authorised)) -> CheckResponse:
+        """Warnings for a draft reply (span in the draft, rule, citation, rewrite)."""
+        started = time.perf_counter()
+        findings = service.check(body.draft, _turns(body.context), body.role)
+        session = body.conversation_id or _token_id(token)
+        service.warning_log.shown(session, body.conversation_id, body.draft, findings, json.dumps(service.versions()))
+        return CheckResponse(warnings=[Warning.of(f) for f in findings], versions=service.versions(),
+                             elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+
+    @app.post("/v1/sent", response_model=SentResponse)
+    async def sent(body: SentRequest, token: str = Depends(authorised)) -> SentResponse:
+        """Record the message the agent finally sent: which warned rules it still violates."""
+        findings = service.check(body.text, _turns(body.context))
+        session = body.conversation_id or _token_id(token)
+        ignored = service.warning_log.sent(session, body.conversation_id, body.text, findings)
+        return SentResponse(still_violating=[Warning.of(f) for f in findings], ignored_rules=ignored)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        versions = service.versions()
+        ready = bool(versions["rule_packs"])
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"ready": ready, "versions": versions,
+                                     "last_reload_error": service.last_reload_error})
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        body, content_type = service.metrics.exposition()
+        return PlainTextResponse(body, media_type=content_type)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def console() -> HTMLResponse:
+        return HTMLResponse((STATIC / "console.html").read_text(encoding="utf-8"))
+
+    @app.websocket("/v1/live")
+    async def live(socket: WebSocket) -> None:
+        token = _bearer(socket)
+        if token is None or token not in service.tokens:
+            await socket.close(code=4401, reason="missing or unknown bearer token")
+            return
+        await socket.accept()
+        session = LiveSession(service, socket, session_id=str(uuid.uuid4()),
+                              conversation_id=socket.query_params.get("conversation_id"))
+        service.metrics.sessions.inc()
+        try:
+            await session.run()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            service.metrics.sessions.dec()
+
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "message": message}, headers=headers)
+
+
+def _turns(context: list[TurnIn]) -> list[Turn]:
+    return [Turn(role=t.role, text=t.text) for t in context]
+
+
+def _token_id(token: str) -> str:
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+

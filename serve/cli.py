@@ -1,0 +1,26 @@
+"""``qa-engine serve``: run the live warning service with uvicorn (plugged in by entry point)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Service settings YAML.")] = None,
+) -> None:
+    """Serve real-time warnings: POST /v1/check, WebSocket /v1/live, the agent console at /."""
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.settings import ServeSettings
+
+    try:
+        settings = ServeSettings.load(config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
