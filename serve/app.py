@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_engine.errors import QAEngineError
-from qa_engine.findings import Finding
+from qa_engine.findings import Finding, Versions
 from qa_engine.pipeline import Pipeline
 from qa_engine.schema import Role, Turn
 from serve.live import LiveSession
@@ -62,10 +62,21 @@ class Service:
         self.buckets = TokenBuckets(settings.rate_limit_per_minute)
         self.tokens = set(settings.tokens)
         self.last_reload_error: str | None = None
+        self._versions_cache: tuple[Versions, dict[str, Any], str] | None = None
         self._signature = self._files_signature()
 
     def versions(self) -> dict[str, Any]:
-        return self.pipeline.versions.model_dump()
+        return self._versions_of(self.pipeline.versions)[0]
+
+    def versions_json(self) -> str:
+        return self._versions_of(self.pipeline.versions)[1]
+
+    def _versions_of(self, versions: Versions) -> tuple[dict[str, Any], str]:
+        """The dict and JSON of the versions in force, rebuilt only when they change."""
+        if self._versions_cache is None or self._versions_cache[0] is not versions:
+            data = versions.model_dump()
+            self._versions_cache = (versions, data, json.dumps(data, ensure_ascii=False, sort_keys=True))
+        return self._versions_cache[1], self._versions_cache[2]
 
     def check(self, draft: str, context: Sequence[Turn], role: Role = Role.AGENT) -> list[Finding]:
         findings = self.pipeline.check(draft, role=role, context=context)
@@ -178,7 +189,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
         started = time.perf_counter()
         findings = service.check(body.draft, _turns(body.context), body.role)
         session = body.conversation_id or _token_id(token)
-        service.warning_log.shown(session, body.conversation_id, body.draft, findings, json.dumps(service.versions()))
+        service.warning_log.shown(session, body.conversation_id, body.draft, findings, service.versions_json())
         return CheckResponse(warnings=[Warning.of(f) for f in findings], versions=service.versions(),
                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 

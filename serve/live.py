@@ -82,7 +82,7 @@ class LiveSession:
             if seq != self._latest_seq:
                 continue  # superseded while being checked
             self.service.warning_log.shown(self.session_id, self.conversation_id, text, findings,
-                                           json.dumps(self.service.versions()))
+                                           self.service.versions_json())
             await self._send({"type": "warnings", "seq": seq, "warnings": [Warning.of(f).model_dump() for f in findings],
                               "versions": self.service.versions()})
             await asyncio.sleep(0)

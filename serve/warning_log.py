@@ -34,6 +34,10 @@ class WarningLog:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False)
+        # WAL + NORMAL: a commit is an append, not an fsync per warning (the log is an audit
+        # trail of a live service; losing the last instant's rows on power loss is acceptable)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._warned: dict[str, set[str]] = {}  # session → rules warned since its last sent message
