@@ -133,6 +133,7 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        asyncio.run(offered_rate(url, 100, 1.0, texts))  # warm up connections and caches, not measured
         print(f"server: qa-engine serve (uvicorn, 1 process) on {url}; load generator: this process")
         print(f"{'in-process pipeline.check':34}{summary(in_process)}")
         for rate in args.rates:

@@ -143,19 +143,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
                   description="Real-time compliance warnings for customer-service agents.")
     app.state.service = service
 
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next):
-        started = time.perf_counter()
-        route = request.url.path
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            response = _error(413, "E413", f"request body over {settings.max_body_bytes} bytes")
-        elif request.method == "POST" and len(await request.body()) > settings.max_body_bytes:
-            response = _error(413, "E413", f"request body over {settings.max_body_bytes} bytes")
-        else:
-            response = await call_next(request)
-        service.metrics.observe(route, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(LimitsAndMetrics, service=service)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -240,6 +228,53 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
             service.metrics.sessions.dec()
 
     return app
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class LimitsAndMetrics:
+    """Pure ASGI middleware: refuses bodies over the limit (413, by header or while streaming)
+    and records every HTTP request's route, status and latency. Pure ASGI rather than
+    ``@app.middleware("http")``, which costs about a millisecond a request."""
+
+    def __init__(self, app: Any, service: Service) -> None:
+        self.app = app
+        self.service = service
+        self.limit = service.settings.max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        received = 0
+
+        async def counted_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        async def recorded_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        try:
+            if length.isdigit() and int(length) > self.limit:
+                raise _BodyTooLarge
+            await self.app(scope, counted_receive, recorded_send)
+        except _BodyTooLarge:
+            response = _error(413, "E413", f"request body over {self.limit} bytes")
+            await response(scope, receive, recorded_send)
+        self.service.metrics.observe(scope["path"], status, time.perf_counter() - started)
 
 
 class _Refused(Exception):
