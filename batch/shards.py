@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from qa_engine.errors import RecordError
 from qa_engine.io import FORMATS, detect_format
 
 TABLES = ("conversations", "findings", "quarantine")
@@ -52,8 +53,7 @@ def discover(inputs: list[str]) -> list[Shard]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lstrip(".").lower() in
-                         {"jsonl", "ndjson", "json", "parquet", "pq", "csv"})
+            files.update(p for p in path.rglob("*") if p.is_file() and _readable_format(p))
         elif path.is_file():
             detect_format(path)
             files.add(path)
@@ -63,6 +63,14 @@ def discover(inputs: list[str]) -> list[Shard]:
                 raise FileNotFoundError(f"no input matches {item!r} (expected a folder, a glob or {'/'.join(FORMATS)} files)")
             files.update(p for p in matched if p.is_file())
     return [Shard.of(p) for p in sorted(files)]
+
+
+def _readable_format(path: Path) -> bool:
+    try:
+        detect_format(path)
+    except RecordError:
+        return False
+    return True
 
 
 def write_table_atomic(rows: list[dict[str, Any]], path: Path) -> None:

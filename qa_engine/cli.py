@@ -24,7 +24,7 @@ from qa_engine.config import load_pipeline
 from qa_engine.errors import QAEngineError
 from qa_engine.findings import FindingKind
 from qa_engine.io import Quarantined, ResultWriter, detect_format, load, write_quarantine
-from qa_engine.schema import Role
+from qa_engine.schema import Conversation, Role, Turn
 
 app = typer.Typer(help="QA and compliance scoring for Chinese e-commerce customer-service conversations.",
                   no_args_is_help=True, add_completion=False)
@@ -45,7 +45,6 @@ def check(
     """Check one utterance and show its violations with evidence, citation and rewrite."""
     pipeline = load_pipeline(config)
     if explain:
-        from qa_engine.schema import Conversation, Turn
         conversation = Conversation(conversation_id="check", turns=(Turn(role=role, text=text),))
         findings = [f for f in pipeline.findings(conversation, explain=True)
                     if f.kind is FindingKind.VIOLATION and f.category != "empathy"]

@@ -51,9 +51,10 @@ def service_metrics(conversation: Conversation, lexicons: Lexicons) -> ServiceMe
     bot_failures = sum(1 for i, t in enumerate(turns)
                        if t.role is Role.BOT and cue("service", "bot_failure").first(compact[i]))
     # a hand-over is a system notice of it, or the first human agent turn after the bot
+    first_bot = next((i for i, t in enumerate(turns) if t.role is Role.BOT), len(turns))
     handovers = [i for i, t in enumerate(turns)
                  if (t.role is Role.SYSTEM and cue("service", "handover").first(compact[i]))
-                 or (t.role is Role.AGENT and any(u.role is Role.BOT for u in turns[:i]))]
+                 or (t.role is Role.AGENT and i > first_bot)]
     handover_turn = handovers[0] if handovers else None
     return ServiceMetrics(
         first_response_s=first_response_s, first_response_turn=first_reply, greeting_s=greeting_s,

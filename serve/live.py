@@ -85,7 +85,6 @@ class LiveSession:
                                            self.service.versions_json())
             await self._send({"type": "warnings", "seq": seq, "warnings": [Warning.of(f).model_dump() for f in findings],
                               "versions": self.service.versions()})
-            await asyncio.sleep(0)
 
     async def _sent(self, text: str) -> None:
         findings = self.service.check(text, self.turns)
