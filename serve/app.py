@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
+import io
 import json
 import logging
 import time
@@ -15,7 +17,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_engine.errors import QAEngineError
@@ -188,6 +190,22 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
         session = body.conversation_id or _token_id(token)
         ignored = service.warning_log.sent(session, body.conversation_id, body.text, findings)
         return SentResponse(still_violating=[Warning.of(f) for f in findings], ignored_rules=ignored)
+
+    @app.get("/v1/audit/ignored")
+    async def ignored(format: str = "json", token: str = Depends(authorised)) -> Any:
+        """Messages sent although they still violated a rule the agent had been warned about."""
+        rows = service.warning_log.ignored()
+        if format != "csv":
+            return {"ignored": rows}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["ts", "session", "conversation_id", "text", "ignored_rules"])
+        for row in rows:
+            writer.writerow([row["ts"], row["session"], row["conversation_id"], row["text"],
+                             " ".join(row["ignored_rules"])])
+        # UTF-8 with BOM so Excel opens the Chinese text correctly
+        return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": "attachment; filename=warnings-ignored.csv"})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -14,9 +14,12 @@ def serve(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Service settings YAML.")] = None,
 ) -> None:
     """Serve real-time warnings: POST /v1/check, WebSocket /v1/live, the agent console at /."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from serve.app import create_app
+        from serve.app import create_app
+    except ImportError as exc:
+        raise typer.BadParameter(f"the service needs its extra: pip install 'qa-engine[serve]' ({exc})") from None
     from serve.settings import ServeSettings
 
     try:

@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from qa_engine.findings import Finding
 
-KNOWN_ROUTES = {"/v1/check", "/v1/sent", "/healthz", "/readyz", "/metrics", "/"}
+KNOWN_ROUTES = {"/v1/check", "/v1/sent", "/v1/audit/ignored", "/healthz", "/readyz", "/metrics", "/"}
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 

@@ -180,6 +180,11 @@ def test_sent_over_http_records_ignored_warnings(client):
     assert response.json()["ignored_rules"] == ["overpromise.delivery"]
     clean = client.post("/v1/sent", json={"text": "我们会尽快发货", "conversation_id": "c-8"}, headers=AUTH)
     assert clean.json() == {"still_violating": [], "ignored_rules": []}
+    (row,) = client.get("/v1/audit/ignored", headers=AUTH).json()["ignored"]
+    assert row["conversation_id"] == "c-7" and row["ignored_rules"] == ["overpromise.delivery"]
+    exported = client.get("/v1/audit/ignored?format=csv", headers=AUTH)
+    assert exported.content.startswith("\ufeff".encode()) and "明天一定发货哦" in exported.text
+    assert client.get("/v1/audit/ignored").status_code == 401
 
 
 def test_settings_need_tokens(tmp_path):
