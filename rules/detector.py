@@ -134,7 +134,7 @@ class RuleDetector:
         return Finding(
             rule_id=rule.id, category=rule.category, kind=FindingKind.VIOLATION, severity=rule.severity,
             turn=turn, start=match.start, end=match.end, evidence=text[match.start:match.end],
-            citation=rule.citation, message=rule.description, rewrite=rule.rewrite, match=match.how,
+            citation=rule.citation, message=rule.message or rule.description, rewrite=rule.rewrite, match=match.how,
             confidence=CONFIDENCE[match.how], detector=self.name, detector_version=self.version,
             suppressed_by=suppressed_by,
         )

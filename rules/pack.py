@@ -75,6 +75,8 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
     description: str = Field(min_length=1)
+    #: what the agent is shown (Chinese); the English description when absent
+    message: str | None = None
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
     severity: Literal[Severity.CRITICAL, Severity.MAJOR, Severity.MINOR]
     citation: str = Field(min_length=1)
