@@ -46,7 +46,7 @@ class ShardScorer:
                 quarantined.append(record.to_dict())
                 continue
             report = self.pipeline.score(record)
-            conversations.append(conversation_row(report, source=shard.path, versions=versions))
+            conversations.append(conversation_row(report, source=shard.path, versions=versions, conversation=record))
             findings.extend(finding_rows(report))
             categories.update(f.category for f in report.violations)
         for table, rows in (("conversations", conversations), ("findings", findings), ("quarantine", quarantined)):

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qa_engine.errors import RecordError
+from qa_engine.errors import ErrorCode, RecordError, ResultsError
 from qa_engine.io import FORMATS, detect_format
 
 TABLES = ("conversations", "findings", "quarantine")
@@ -81,11 +81,26 @@ def write_table_atomic(rows: list[dict[str, Any]], path: Path) -> None:
     os.replace(temporary, path)
 
 
-def read_table(out: Path, table: str) -> pa.Table:
-    """All committed shards of one output table (shards may differ in null-only columns)."""
-    parts = [pq.read_table(p) for p in sorted((out / table).glob("*.parquet"))]
+def read_table(out: Path, table: str, columns: list[str] | None = None) -> pa.Table:
+    """All committed shards of one output table (shards may differ in null-only columns).
+
+    Raises:
+        ResultsError: a shard file is unreadable or lacks one of ``columns``; names the file.
+    """
+    parts = [_read_part(p, columns) for p in sorted((out / table).glob("*.parquet"))]
     parts = [t for t in parts if t.num_rows]
     return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+
+
+def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        part = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(ErrorCode.E050, source=path, detail=f"unreadable Parquet ({exc})") from None
+    missing = [c for c in columns or () if c not in part.column_names]
+    if missing and part.num_rows:
+        raise ResultsError(ErrorCode.E050, source=path, detail=f"lacks column(s) {', '.join(missing)}")
+    return part
 
 
 def shard_path(out: Path, table: str, shard: Shard | str) -> Path:

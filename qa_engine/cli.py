@@ -98,7 +98,7 @@ def score(
                     err_console.print(f"[yellow]quarantined[/yellow] {escape(f'{record.source}:{record.row} {record.reason}')}")
                 else:
                     report = pipeline.score(record)
-                    writer.write(report)
+                    writer.write(report, record)
                     scored += 1
                     passed += report.passed
                     total_score += report.score

@@ -27,6 +27,8 @@ class ErrorCode(str, Enum):
     E020 = "scorecard {source}: {detail}"
     E030 = "unknown detector {name!r}; registered: {known}"
     E040 = "cannot read {source}: {detail}"
+    E050 = "results {source}: {detail}"
+    E051 = "verdicts {source}: row {row}: {detail}"
 
     def format(self, **kwargs: object) -> str:
         return f"{self.name}: {self.value.format(**kwargs)}"
@@ -55,3 +57,7 @@ class ScorecardError(QAEngineError):
 
 class RegistryError(QAEngineError):
     """A detector name does not resolve."""
+
+
+class ResultsError(QAEngineError):
+    """Scored results cannot be read for a report, or a reviewer's verdict file is unusable."""

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from qa_engine.errors import ErrorCode, RecordError
 from qa_engine.findings import ScoreReport
 from qa_engine.schema import Conversation, parse_conversation
+from qa_engine.tables import transcript
 
 FORMATS = ("jsonl", "parquet", "csv")
 _TURN_FIELDS = ("role", "text", "timestamp")
@@ -205,7 +206,8 @@ def _has_surrogates(text: str) -> bool:
 
 
 class ResultWriter:
-    """Writes score reports as JSONL or Parquet (chosen by the output suffix)."""
+    """Writes score reports as JSONL or Parquet (chosen by the output suffix), each with the
+    transcript it scored under ``transcript`` when given, for reports to show evidence in context."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -216,11 +218,14 @@ class ResultWriter:
         self._rows: list[dict[str, Any]] = []
         self._handle = open(self.path, "w", encoding="utf-8") if self.format == "jsonl" else None
 
-    def write(self, report: ScoreReport) -> None:
+    def write(self, report: ScoreReport, conversation: Conversation | None = None) -> None:
+        row = report.model_dump(mode="json")
+        if conversation is not None:
+            row["transcript"] = transcript(conversation)
         if self._handle is not None:
-            self._handle.write(report.model_dump_json() + "\n")
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            self._rows.append(report.model_dump(mode="json"))
+            self._rows.append(row)
 
     def close(self) -> None:
         if self._handle is not None:

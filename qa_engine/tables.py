@@ -10,15 +10,28 @@ import json
 from typing import Any
 
 from qa_engine.findings import ScoreReport, Versions
+from qa_engine.schema import Conversation
 
 
 def versions_json(versions: Versions) -> str:
     return json.dumps(versions.model_dump(), ensure_ascii=False, sort_keys=True)
 
 
-def conversation_row(report: ScoreReport, source: str = "", versions: str | None = None) -> dict[str, Any]:
+def finding_id(conversation_id: str, index: int) -> str:
+    """The stable id reviewers' verdicts refer to: the conversation and the finding's position."""
+    return f"{conversation_id}#{index}"
+
+
+def transcript(conversation: Conversation) -> list[dict[str, Any]]:
+    """The turns as plain rows, so reports can show evidence in context."""
+    return [{"role": turn.role.value, "text": turn.text,
+             "timestamp": turn.timestamp.isoformat() if turn.timestamp else None} for turn in conversation.turns]
+
+
+def conversation_row(report: ScoreReport, source: str = "", versions: str | None = None,
+                     conversation: Conversation | None = None) -> dict[str, Any]:
     """The conversation-level result, sections and metrics as columns, versions as JSON
-    (``versions``: that JSON precomputed, when many rows share it)."""
+    (``versions``: that JSON precomputed, when many rows share it) and the transcript."""
     day = report.start_time.date().isoformat() if report.start_time else None
     return {
         "conversation_id": report.conversation_id, "agent_id": report.agent_id, "team": report.team,
@@ -32,6 +45,7 @@ def conversation_row(report: ScoreReport, source: str = "", versions: str | None
         "violations": len(report.violations),
         "versions": versions if versions is not None else versions_json(report.versions),
         "source": source,
+        "transcript": transcript(conversation) if conversation is not None else None,
     }
 
 
@@ -41,6 +55,7 @@ def finding_rows(report: ScoreReport) -> list[dict[str, Any]]:
     return [
         {"conversation_id": report.conversation_id, "agent_id": report.agent_id, "team": report.team,
          "channel": report.channel, "day": day, "finding_index": index,
+         "finding_id": finding_id(report.conversation_id, index),
          **finding.model_dump(mode="json")}
         for index, finding in enumerate(report.findings)
     ]

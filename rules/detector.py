@@ -43,6 +43,10 @@ class CompiledRules:
             roles=frozenset(role for rule in rules for role in rule.roles),
         )
 
+    def matches(self, view: TextView) -> list[Match[Rule]]:
+        """Raw term and regex hits in one text, before any context stage."""
+        return [*self.terms.find(view), *self.regexes.find(view)]
+
 
 class RuleDetector:
     """Finds rule-pack violations in agent (and bot) turns.
@@ -101,8 +105,7 @@ class RuleDetector:
 
     def matches(self, view: TextView, compiled: CompiledRules | None = None) -> list[Match[Rule]]:
         """Raw term and regex hits in one text, before any context stage."""
-        compiled = compiled or self._compiled
-        return [*compiled.terms.find(view), *compiled.regexes.find(view)]
+        return (compiled or self._compiled).matches(view)
 
     def _turn_findings(self, compiled: CompiledRules, conversation: Conversation, index: int,
                        explain: bool) -> list[Finding]:

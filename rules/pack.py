@@ -68,6 +68,29 @@ class ExceptionSpec(BaseModel):
         return self
 
 
+class MaskSpec(BaseModel):
+    """How exports hide a hit of this rule: keep a head and a tail, replace the rest by ``****``.
+
+    ``keep_through`` keeps the head up to and including the first match of that regex instead
+    (an address keeps its city and district: 北京市朝阳区****).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_head: int = Field(default=0, ge=0)
+    keep_tail: int = Field(default=0, ge=0)
+    keep_through: str | None = None
+
+    @model_validator(mode="after")
+    def _compiles(self) -> MaskSpec:
+        if self.keep_through is not None:
+            try:
+                re.compile(self.keep_through)
+            except re.error as exc:
+                raise ValueError(f"keep_through regex {self.keep_through!r} does not compile: {exc}") from None
+        return self
+
+
 class Rule(BaseModel):
     """One compliance rule."""
 
@@ -86,6 +109,8 @@ class Rule(BaseModel):
     roles: tuple[Role, ...] = (Role.AGENT,)
     negatable: bool = True
     rewrite: str = Field(min_length=1)
+    #: personal data: how reports mask what this rule matches (in every turn, any speaker)
+    mask: MaskSpec | None = None
 
     @model_validator(mode="after")
     def _has_patterns(self) -> Rule:
