@@ -4,7 +4,7 @@ Builds the month with make_month.py, scores it with ``qa-engine score`` (not tim
 times each report format from the results file, side by side with a baseline: the same
 violation rows written by openpyxl's default (non-streaming) writer.
 
-    python benchmarks/bench_reports.py                  # ~76 k conversations → ~100 k violations
+    python benchmarks/bench_reports.py                  # ~78 k conversations → ~100 k violations
     python benchmarks/bench_reports.py --conversations 3000 --keep /tmp/bench-reports
 """
 
@@ -39,7 +39,7 @@ def openpyxl_baseline(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conversations", type=int, default=76_000)
+    parser.add_argument("--conversations", type=int, default=78_000)
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-reports-"))

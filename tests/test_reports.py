@@ -220,7 +220,7 @@ def test_review_import_quarantines_bad_rows_and_reports_show_verdicts(batch_fold
         encoding="utf-8-sig")
     result = run("review", "import", str(verdicts), "--results", str(results))
     assert result.returncode == 0, result.stderr
-    assert "7 = 4 + 3" in result.stdout
+    assert "7 = 4 + 0 + 0 + 3" in result.stdout
     (quarantine,) = (results / "reviews").glob("verdicts.quarantine-*.jsonl")
     bad = [json.loads(line) for line in quarantine.read_text(encoding="utf-8").splitlines()]
     assert [(b["row"], b["reason"].split(":")[0]) for b in bad] == [
@@ -241,6 +241,31 @@ def test_review_import_quarantines_bad_rows_and_reports_show_verdicts(batch_fold
     again.write_text(f"finding_id,verdict,reviewer\n{ids[2]},confirm,张伟\n", encoding="utf-8")
     assert run("review", "import", str(again), "--results", str(results)).returncode == 0
     assert load_results(results).verdicts[ids[2]]["reviewer"] == "张伟"
+
+
+def test_reviewers_fill_in_the_csv_export_and_import_it_back(batch_folder, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(batch_folder, results)
+    export = tmp_path / "to_review.csv"
+    assert run("report", str(results), "-o", str(export), "--rule", "ad_law.*").returncode == 0
+    lines = export.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    preamble = [line for line in lines if line.startswith(("#", '"#'))]
+    rows = list(csv.DictReader(io.StringIO("".join(lines[len(preamble):]))))
+    rows[0].update(review="confirm", reviewer="王芳", review_reason="绝对化用语")
+    rows[1].update(review="overturn", reviewer="王芳", review_reason="顾客原话")
+    rows[2].update(review="perhaps", reviewer="王芳")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    export.write_text("".join(preamble) + buffer.getvalue(), encoding="utf-8-sig")
+    summary = import_verdicts(export, results)
+    assert (summary.imported, summary.unchanged, summary.quarantined, summary.unreviewed) == (2, 0, 1, len(rows) - 3)
+    bad = json.loads(summary.quarantine_file.read_text(encoding="utf-8"))
+    assert bad["row"] == len(preamble) + 4 and "'perhaps'" in bad["reason"]  # the file's own line number
+    assert load_results(results).verdicts[rows[1]["finding_id"]]["reason"] == "顾客原话"
+    again = import_verdicts(export, results)  # importing the same file twice changes nothing
+    assert (again.imported, again.unchanged) == (0, 2)
 
 
 def test_review_import_refuses_a_file_without_required_columns(batch_folder, tmp_path):

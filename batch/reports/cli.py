@@ -16,8 +16,8 @@ from batch.reports.reviews import import_verdicts
 from qa_engine.errors import ResultsError
 from qa_engine.findings import Severity
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # paths and counts stay on one line for scripts
+err_console = Console(stderr=True, soft_wrap=True)
 
 ResultsArgument = Annotated[Path, typer.Argument(help="A batch output folder or a `qa-engine score` .jsonl/.parquet file.")]
 
@@ -61,7 +61,8 @@ review = typer.Typer(help="Reviewers' verdicts on findings (the calibration loop
 
 @review.command("import")
 def review_import(
-    verdicts: Annotated[Path, typer.Argument(help="CSV with finding_id, verdict (confirm|overturn), reviewer, reason.")],
+    verdicts: Annotated[Path, typer.Argument(help="CSV with finding_id, verdict (confirm|overturn), reviewer, reason; "
+                                                  "or the report's CSV export with review, reviewer, review_reason filled in.")],
     results: Annotated[Path, typer.Option("--results", "-r", help="The results the verdicts judge.")],
 ) -> None:
     """Store verdicts beside the results; bad rows are quarantined with row and reason."""
@@ -70,8 +71,9 @@ def review_import(
     except ResultsError as exc:
         err_console.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    console.print(f"verdict rows in = imported + quarantined: {summary.rows_in} = {summary.imported} + "
-                  f"{summary.quarantined}; stored in {escape(str(summary.verdicts_file))}")
+    console.print(f"verdict rows in = imported + unchanged + unreviewed + quarantined: {summary.rows_in} = "
+                  f"{summary.imported} + {summary.unchanged} + {summary.unreviewed} + {summary.quarantined}; "
+                  f"stored in {escape(str(summary.verdicts_file))}")
     if summary.quarantine_file is not None:
         err_console.print(f"[yellow]quarantined[/yellow] {summary.quarantined} row(s): "
                           f"{escape(str(summary.quarantine_file))}")

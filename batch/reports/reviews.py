@@ -28,12 +28,19 @@ VERDICTS = {"confirm": "confirmed", "confirmed": "confirmed", "correct": "confir
             "overturn": "overturned", "overturned": "overturned", "false_positive": "overturned",
             "推翻": "overturned"}
 REQUIRED = ("finding_id", "verdict", "reviewer")
+#: the auditor CSV export's own column names: reviewers may fill in the export and import it back
+EXPORT_ALIASES = {"review": "verdict", "review_reason": "reason"}
+NOT_REVIEWED = ("", "unreviewed")
 
 
 @dataclass(frozen=True)
 class ImportSummary:
+    """rows_in = imported + unchanged + unreviewed + quarantined."""
+
     rows_in: int
     imported: int
+    unchanged: int      # the verdict already in force, e.g. a re-imported export
+    unreviewed: int     # no verdict given (an export row nobody reviewed)
     quarantined: int
     verdicts_file: Path
     quarantine_file: Path | None
@@ -41,6 +48,9 @@ class ImportSummary:
 
 def import_verdicts(verdicts_csv: Path, results_source: Path, now: datetime | None = None) -> ImportSummary:
     """Validate a reviewers' CSV against the results and append its good rows to the verdict store.
+
+    The CSV is either a verdict file (``finding_id, verdict, reviewer, reason``) or the auditor
+    CSV export with its ``review`` / ``reviewer`` / ``review_reason`` columns filled in.
 
     Raises:
         ResultsError: the CSV is unreadable or lacks a required column (nothing is imported).
@@ -51,12 +61,22 @@ def import_verdicts(verdicts_csv: Path, results_source: Path, now: datetime | No
     now = now or datetime.now(timezone.utc)
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
+    unchanged = unreviewed = 0
     for line, row in rows:
+        verdict = (row.get("verdict") or "").strip().lower()
+        if verdict in NOT_REVIEWED:
+            unreviewed += 1
+            continue
+        in_force = results.verdicts.get((row.get("finding_id") or "").strip())
+        if in_force and (in_force["verdict"], in_force["reviewer"], in_force["reason"]) == (
+                VERDICTS.get(verdict, verdict), (row.get("reviewer") or "").strip(), (row.get("reason") or "").strip()):
+            unchanged += 1
+            continue
         problem = _problem(row, known)
         if problem:
             bad.append({"source": str(verdicts_csv), "row": line, "reason": problem, "raw": row})
             continue
-        good.append({"finding_id": row["finding_id"].strip(), "verdict": VERDICTS[row["verdict"].strip().lower()],
+        good.append({"finding_id": row["finding_id"].strip(), "verdict": VERDICTS[verdict],
                      "reviewer": row["reviewer"].strip(), "reason": (row.get("reason") or "").strip(),
                      "reviewed_at": (row.get("reviewed_at") or "").strip() or None,
                      "imported_at": now.isoformat(), "imported_from": str(verdicts_csv)})
@@ -68,7 +88,7 @@ def import_verdicts(verdicts_csv: Path, results_source: Path, now: datetime | No
         quarantine = store.with_name(f"{store.stem}.quarantine-{now.strftime('%Y%m%dT%H%M%S')}.jsonl")
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         quarantine.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bad), encoding="utf-8")
-    return ImportSummary(len(rows), len(good), len(bad), store, quarantine)
+    return ImportSummary(len(rows), len(good), unchanged, unreviewed, len(bad), store, quarantine)
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -76,12 +96,17 @@ def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(ErrorCode.E051, source=path, row=0, detail=f"unreadable ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    lines = text.splitlines(keepends=True)
+    preamble = next((i for i, line in enumerate(lines) if not line.startswith(("#", '"#'))), len(lines))
+    reader = csv.DictReader(io.StringIO("".join(lines[preamble:]), newline=""))
+    columns = [EXPORT_ALIASES.get(c, c) if EXPORT_ALIASES.get(c) not in (reader.fieldnames or []) else c
+               for c in reader.fieldnames or []]
+    missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise ResultsError(ErrorCode.E051, source=path, row=1,
+        raise ResultsError(ErrorCode.E051, source=path, row=preamble + 1,
                            detail=f"missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)}, reason)")
-    return [(reader.line_num, row) for row in reader]
+    reader.fieldnames = columns
+    return [(preamble + reader.line_num, row) for row in reader]
 
 
 def _problem(row: dict[str, str | None], known: set[str]) -> str | None:
