@@ -118,6 +118,8 @@ class Rule(BaseModel):
             raise ValueError("a rule needs at least one term or regex")
         if any(not term.strip() for term in self.terms):
             raise ValueError("empty term")
+        if self.category == "privacy" and self.mask is None:
+            raise ValueError("a privacy rule needs a 'mask' spec, so reports can hide what it matches")
         return self
 
 

@@ -43,6 +43,9 @@ def _edit(text: str, **changes) -> str:
     (_edit(PACK, id="other.rule"), "E010", "must start with 'demo.'"),
     (_edit(PACK, colour="red"), "E010", "colour"),
     (_edit(PACK, category="tax"), "E010", "category"),
+    (_edit(PACK, category="privacy"), "E010", "needs a 'mask' spec"),
+    (_edit(PACK, mask={"keep_head": -1}), "E010", "keep_head"),
+    (_edit(PACK, mask={"keep_through": "(区"}), "E010", "keep_through regex"),
 ])
 # fmt: on
 def test_malformed_packs_are_refused_with_file_rule_and_reason(text, code, needle):
