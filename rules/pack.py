@@ -25,6 +25,13 @@ BUNDLED_PACKS = Path(__file__).parent / "packs"
 CATEGORIES = ("ad_law", "overpromise", "efficacy", "privacy", "conduct")
 
 
+def _require_compiles(pattern: str, what: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} does not compile: {exc}") from None
+
+
 class RegexSpec(BaseModel):
     """A structured pattern, run on the named view of the normalised text."""
 
@@ -38,10 +45,7 @@ class RegexSpec(BaseModel):
 
     @model_validator(mode="after")
     def _compiles(self) -> RegexSpec:
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"regex {self.pattern!r} does not compile: {exc}") from None
+        _require_compiles(self.pattern, "regex")
         if self.validator is not None and self.validator not in VALIDATORS:
             raise ValueError(f"unknown validator {self.validator!r}; known: {', '.join(sorted(VALIDATORS))}")
         return self
@@ -61,10 +65,7 @@ class ExceptionSpec(BaseModel):
         if (self.phrase is None) == (self.pattern is None):
             raise ValueError("an exception needs exactly one of 'phrase' or 'pattern'")
         if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"exception regex {self.pattern!r} does not compile: {exc}") from None
+            _require_compiles(self.pattern, "exception regex")
         return self
 
 
@@ -84,10 +85,7 @@ class MaskSpec(BaseModel):
     @model_validator(mode="after")
     def _compiles(self) -> MaskSpec:
         if self.keep_through is not None:
-            try:
-                re.compile(self.keep_through)
-            except re.error as exc:
-                raise ValueError(f"keep_through regex {self.keep_through!r} does not compile: {exc}") from None
+            _require_compiles(self.keep_through, "keep_through regex")
         return self
 
 
