@@ -178,6 +178,7 @@ def test_score_file_and_batch_folder_give_the_same_report(score_file, batch_fold
     from_batch = load_results(batch_folder)
     key = lambda f: (f["finding_id"], f["rule_id"], f["evidence"])  # noqa: E731
     assert sorted(map(key, from_file.violations)) == sorted(map(key, from_batch.violations))
+    assert from_file.versions() == from_batch.versions() and "rule_packs" in from_file.versions()
 
 
 def test_missing_and_malformed_results_are_clear_errors(batch_folder, score_file, tmp_path):

@@ -160,7 +160,8 @@ def _read_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             where = ".".join(str(p) for p in err["loc"])
             raise ResultsError(ErrorCode.E050, source=f"{path}:{row}",
                                detail=f"not a score result: {where}: {err['msg']}") from None
-        converted = conversation_row(report, source=str(path))
+        converted = conversation_row(report, source=str(path),  # versions as stored: same JSON, less work
+                                     versions=json.dumps(record["versions"], ensure_ascii=False, sort_keys=True))
         converted["transcript"] = record.get("transcript")
         conversations.append(converted)
         findings.extend(finding_rows(report))
