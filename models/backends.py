@@ -1,0 +1,177 @@
+"""Inference backends behind one interface: onnxruntime (int8, CPU or CUDA) and torch (CPU or CUDA).
+
+A backend takes (text, pair) inputs and returns every head's logits. Inputs are tokenised
+once, ordered by length and cut into batches padded only to their own longest input
+(dynamic padding + length bucketing), so a batch of short turns never pays for one long
+conversation. ``select_backend`` picks the fastest one available; config may name one.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from models.artefact import ONNX_FILE, TORCH_FILE, ModelArtefact, ModelUnavailable
+from models.tasks import HEADS
+from models.tokenizer import MAX_LENGTH, load_tokenizer
+
+BACKENDS = ("auto", "onnx", "torch")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Backend(ABC):
+    """Runs the encoder and heads on batches; subclasses only implement ``_run``."""
+
+    name: str = ""
+
+    def __init__(self, tokenizer, device: str, batch_size: int = 64, artefact: ModelArtefact | None = None) -> None:
+        self.artefact = artefact  # manifest (thresholds, provenance); None for an in-training torch module
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = batch_size
+
+    @abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        """One padded batch → logits per head, in HEADS order."""
+
+    def logits(self, inputs: Sequence[tuple[str, str | None]]) -> dict[str, np.ndarray]:
+        """Every head's logits for each (text, pair), in input order."""
+        if not inputs:
+            return {head: np.zeros((0, len(labels)), np.float32) for head, labels in HEADS.items()}
+        texts = [text for text, _ in inputs]
+        pairs = [pair or "" for _, pair in inputs] if any(pair for _, pair in inputs) else None
+        encoded = self.tokenizer(texts, pairs, truncation="longest_first" if pairs else True, max_length=MAX_LENGTH,
+                                 return_token_type_ids=True)
+        ids, types = encoded["input_ids"], encoded["token_type_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = {head: np.zeros((len(ids), len(labels)), np.float32) for head, labels in HEADS.items()}
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(ids[i]) for i in batch)
+            feeds = {name: np.zeros((len(batch), width), np.int64) for name in INPUT_NAMES}
+            for row, i in enumerate(batch):
+                feeds["input_ids"][row, :len(ids[i])] = ids[i]
+                feeds["attention_mask"][row, :len(ids[i])] = 1
+                feeds["token_type_ids"][row, :len(ids[i])] = types[i]
+            for head, logits in zip(HEADS, self._run(feeds)):
+                out[head][batch] = logits
+        return out
+
+    def probabilities(self, head: str, inputs: Sequence[tuple[str, str | None]]) -> np.ndarray:
+        logits = self.logits(inputs)[head]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+class OnnxBackend(Backend):
+    """The shipped int8 graph on onnxruntime; CUDAExecutionProvider when onnxruntime-gpu sees a GPU."""
+
+    name = "onnx"
+
+    def __init__(self, artefact: ModelArtefact, device: str = "auto", batch_size: int = 64,
+                 threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ModelUnavailable("onnxruntime is not installed: pip install 'qa-engine[train]'") from exc
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers() and device in ("auto", "cuda")
+        if device == "cuda" and not cuda:
+            raise ModelUnavailable("device 'cuda' asked for, but onnxruntime has no CUDAExecutionProvider "
+                                   "(install the gpu extra: onnxruntime-gpu)")
+        super().__init__(load_tokenizer(artefact.directory), "cuda" if cuda else "cpu", batch_size, artefact)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(artefact.directory / ONNX_FILE), options, providers=providers)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        return self.session.run(None, feeds)
+
+
+class TorchBackend(Backend):
+    """A torch module (fp32; CUDA when present): training-time evaluation, GPUs and parity checks."""
+
+    name = "torch"
+
+    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 64,
+                 artefact: ModelArtefact | None = None) -> None:
+        import torch
+
+        super().__init__(tokenizer, device, batch_size, artefact)
+        self.model = model.to(device).eval()
+        self._torch = torch
+
+    @classmethod
+    def from_checkpoint(cls, artefact: ModelArtefact, device: str = "auto", batch_size: int = 64,
+                        checkpoint: Path | None = None) -> TorchBackend:
+        """The fp32 checkpoint of a training run (shipped models carry only the int8 ONNX)."""
+        try:
+            import torch
+        except ImportError as exc:
+            raise ModelUnavailable("torch is not installed: pip install 'qa-engine[train]'") from exc
+        checkpoint = Path(checkpoint or artefact.directory / TORCH_FILE)
+        if not checkpoint.is_file():
+            raise ModelUnavailable(f"no fp32 checkpoint at {checkpoint} (shipped models carry only the int8 ONNX; "
+                                   "train one with `qa-engine train`)")
+        from models.network import load_checkpoint
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(load_checkpoint(checkpoint), load_tokenizer(artefact.directory), device, batch_size, artefact)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            tensors = {name: torch.from_numpy(array).to(self.device) for name, array in feeds.items()}
+            return [logits.float().cpu().numpy() for logits in self.model(**tensors)]
+
+
+def _cuda_torch_usable(artefact: ModelArtefact, checkpoint: Path | None) -> bool:
+    if not Path(checkpoint or artefact.directory / TORCH_FILE).is_file():
+        return False  # no checkpoint: do not pay for importing torch
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def select_backend(artefact: ModelArtefact, backend: str = "auto", device: str = "auto", batch_size: int = 64,
+                   checkpoint: Path | None = None) -> Backend:
+    """``auto``: onnxruntime on CUDA, else torch on CUDA (with a checkpoint), else onnxruntime CPU, else torch CPU.
+
+    Raises:
+        ModelUnavailable: the backend asked for (or every one, for ``auto``) cannot run here.
+    """
+    if backend not in BACKENDS:
+        raise ModelUnavailable(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)} "
+                               "(vLLM serves the optional LLM judge: models.judge)")
+    if backend == "onnx":
+        return OnnxBackend(artefact, device, batch_size)
+    if backend == "torch":
+        return TorchBackend.from_checkpoint(artefact, device, batch_size, checkpoint)
+    reasons = []
+    if device in ("auto", "cuda"):
+        try:
+            return OnnxBackend(artefact, "cuda", batch_size)
+        except ModelUnavailable as exc:
+            reasons.append(str(exc))
+        if _cuda_torch_usable(artefact, checkpoint):
+            return TorchBackend.from_checkpoint(artefact, "cuda", batch_size, checkpoint)
+    for make in (OnnxBackend, TorchBackend.from_checkpoint):
+        try:
+            return make(artefact, "cpu", batch_size, **({"checkpoint": checkpoint} if make is not OnnxBackend else {}))
+        except ModelUnavailable as exc:
+            reasons.append(str(exc))
+    raise ModelUnavailable("; ".join(dict.fromkeys(reasons)))
+
+
+@lru_cache(maxsize=8)
+def load_backend(directory: str, backend: str = "auto", device: str = "auto") -> Backend:
+    """One backend per artefact directory and choice, shared by every detector in the process."""
+    return select_backend(ModelArtefact.load(Path(directory)), backend, device)

@@ -1,0 +1,35 @@
+"""``qa-engine train``: reproduce the shipped model (registered through ``qa_engine.commands``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from models.train import TrainConfig
+
+
+def train(
+    corpus: Annotated[Optional[list[Path]], typer.Option(help="Corpus file or folder (repeatable): JSON/JSONL/CSV/"
+                                                         "TXT/YAML dialogues. Default: the bundled synthetic text.")] = None,
+    output: Annotated[Path, typer.Option(help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md).")]
+        = Path(TrainConfig.output),
+    run_dir: Annotated[Path, typer.Option(help="Run directory for fp32 checkpoint and ONNX (not shipped).")]
+        = Path(TrainConfig.run_dir),
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
+    pretrain_steps: Annotated[int, typer.Option()] = TrainConfig.pretrain_steps,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = TrainConfig.finetune_epochs,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+) -> None:
+    """Train the char-level encoder and its heads, export int8 ONNX and write the model card."""
+    from models.train import train as run
+
+    config = TrainConfig(corpora=[str(c) for c in corpus or []], output=str(output), run_dir=str(run_dir), seed=seed,
+                         pretrain_steps=pretrain_steps, finetune_epochs=epochs, device=device)
+    report = run(config)
+    typer.echo(f"wrote {output} in {report['timings']['total_s']} s (card: {output / 'CARD.md'})")
+
+
+if __name__ == "__main__":
+    typer.run(train)

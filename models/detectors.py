@@ -1,0 +1,223 @@
+"""Model detectors, registered beside the rule detectors (``qa_engine.detectors`` entry points).
+
+- ``qa.violation.model.v1``: every rule hit (the ones context excused included) is decided by
+  the contextual-violation head — the hybrid rule + model decision;
+- ``qa.empathy.model.v1``: the empathy label (present / late / missing / not_needed) with the
+  empathy head judging agent turns and the emotion head (or a complaint cue) finding the complaint;
+- ``qa.resolution.model.v1``: resolved / unresolved / escalated from the whole conversation;
+- ``qa.emotion.model.v1``: the customer's emotion at the end of the conversation.
+
+Each factory falls back, with a ``ModelFallbackWarning`` notice, to the lexical baseline (or
+the plain rule detector) when the model files, onnxruntime or torch are missing, so a
+pipeline configured for models always builds; the report's versions then name the baseline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from qa_engine.baselines import EmpathyLexicalDetector, ResolutionLexicalDetector
+from qa_engine.findings import Finding, FindingKind, Severity
+from qa_engine.schema import Conversation, Role
+from qa_engine.text import normalise
+from models import SHIPPED_MODEL
+from models.artefact import ModelUnavailable
+from models.backends import Backend, load_backend
+from models.tasks import HEADS, conversation_input, hit_candidates, hit_input, turn_input
+
+VERSION = "1.0.0"
+
+
+class ModelFallbackWarning(UserWarning):
+    """A model detector was asked for but could not load; its baseline runs instead."""
+
+
+class _ModelDetector:
+    """What every model detector shares: its backend and the model provenance results record."""
+
+    name = ""
+    version = VERSION
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.artefact = backend.artefact
+
+    def data_versions(self) -> dict[str, str]:
+        """``model.<name>: <version> sha256:<checksum>`` — lands in every ScoreReport's versions."""
+        return {f"model.{self.artefact.name}": self.artefact.provenance}
+
+    def _finding(self, rule_id: str, category: str, kind: FindingKind, turn: int | None, confidence: float,
+                 **extra: object) -> Finding:
+        return Finding(rule_id=rule_id, category=category, kind=kind, turn=turn, match="model",
+                       confidence=round(float(confidence), 4), detector=self.name, detector_version=self.version,
+                       **{"severity": Severity.INFO, **extra})
+
+
+class EmpathyModelDetector(_ModelDetector, EmpathyLexicalDetector):
+    """The baseline's present / late / missing logic, with turns judged by the empathy and emotion heads."""
+
+    name = "qa.empathy.model.v1"
+
+    def __init__(self, backend: Backend) -> None:
+        _ModelDetector.__init__(self, backend)
+        EmpathyLexicalDetector.__init__(self)
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        turns = conversation.turns
+        spoken = [i for i, t in enumerate(turns) if t.role in (Role.AGENT, Role.CUSTOMER)]
+        logits = self.backend.logits([(turn_input(turns[i].text), None) for i in spoken])
+        empathy, emotion = _softmax(logits["empathy"])[:, 1], _softmax(logits["emotion"])[:, 0]
+        threshold = self.artefact.threshold("empathy")
+        findings: list[Finding] = []
+        complaint = first_empathy = first_solution = None
+        for row, index in enumerate(spoken):
+            view = normalise(turns[index].text)
+            if turns[index].role is Role.CUSTOMER:
+                if complaint is None and (emotion[row] >= 0.5 or self.lexicons.cues("complaint", "cues").first(view.compact)):
+                    complaint = index
+                continue
+            if empathy[row] >= threshold:
+                findings.append(self._finding("empathy.model", "empathy", FindingKind.SIGNAL, index, empathy[row],
+                                              start=0, end=len(turns[index].text), evidence=turns[index].text,
+                                              message=f"empathy (model p={empathy[row]:.2f})"))
+                first_empathy = index if first_empathy is None else first_empathy
+            if first_solution is None and complaint is not None and self.lexicons.cues("solution", "cues").first(view.compact):
+                first_solution = index
+        label, turn = self._label(complaint, first_empathy, first_solution)
+        findings.append(self._finding(f"empathy.{label}", "empathy", FindingKind.LABEL, turn, 1.0, label=label))
+        if label == "missing":
+            findings.append(self._finding("empathy.missing", "empathy", FindingKind.VIOLATION, complaint, 1.0,
+                                          severity=Severity.MAJOR,
+                                          message="The customer complained and the agent never acknowledged it"))
+        elif label == "late":
+            findings.append(self._finding("empathy.late", "empathy", FindingKind.VIOLATION, first_empathy, 1.0,
+                                          severity=Severity.MINOR, message="Empathy came only after the solution"))
+        return findings
+
+
+class ResolutionModelDetector(_ModelDetector):
+    name = "qa.resolution.model.v1"
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        probs = self.backend.probabilities("resolution", [(conversation_input(conversation.turns), None)])[0]
+        label = HEADS["resolution"][int(probs.argmax())]
+        last = max((i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER), default=None)
+        return [self._finding(f"resolution.{label}", "resolution", FindingKind.LABEL, last, probs.max(), label=label,
+                              evidence="" if last is None else conversation.turns[last].text)]
+
+
+class EmotionModelDetector(_ModelDetector):
+    """The customer's emotion in their last turn (the conversation's 'emotion at end')."""
+
+    name = "qa.emotion.model.v1"
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        last = max((i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER), default=None)
+        if last is None:
+            return []
+        text = conversation.turns[last].text
+        probs = self.backend.probabilities("emotion", [(turn_input(text), None)])[0]
+        label = HEADS["emotion"][int(probs.argmax())]
+        return [self._finding(f"emotion.{label}", "emotion", FindingKind.LABEL, last, probs.max(), label=label,
+                              evidence=text)]
+
+
+class HybridViolationDetector(_ModelDetector):
+    """Rule hits decided in context by the model: removes lexicon false positives, may restore excused hits.
+
+    Delegates reloading and rule-pack versions to the wrapped rule detector, so the live
+    service can watch and reload its packs as before.
+    """
+
+    name = "qa.violation.model.v1"
+
+    def __init__(self, backend: Backend, rules) -> None:
+        super().__init__(backend)
+        self.rules = rules
+
+    def data_versions(self) -> dict[str, str]:
+        return {**self.rules.data_versions(), **super().data_versions()}
+
+    def reload(self) -> object:
+        return self.rules.reload()
+
+    def watched_files(self) -> list[str]:
+        return self.rules.watched_files()
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        return [f for f in self._decide(conversation) if f.suppressed_by is None]
+
+    def explain(self, conversation: Conversation) -> list[Finding]:
+        return self._decide(conversation)
+
+    def _decide(self, conversation: Conversation) -> list[Finding]:
+        hits = self.rules.explain(conversation)
+        candidates = [h for h in hits if not (h.suppressed_by or "").startswith("role")]
+        probs = self.backend.probabilities("violation", [
+            (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category), _previous_other(conversation, h.turn))
+            for h in candidates])[:, 1] if candidates else np.zeros(0)
+        threshold = self.artefact.threshold("violation")
+        decided = [h for h in hits if h not in candidates]
+        for hit, p in zip(candidates, probs):
+            reason = None if p >= threshold else f"model: not a violation in context (p={p:.2f}; rule said: " \
+                                                 f"{hit.suppressed_by or 'violation'})"
+            decided.append(hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
+                                                  "detector": self.name, "detector_version": self.version}))
+        return decided
+
+
+def _previous_other(conversation: Conversation, index: int) -> str | None:
+    role = conversation.turns[index].role
+    text = next((t.text for t in reversed(conversation.turns[:index]) if t.role is not role), "")
+    return turn_input(text) or None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _backend(detector: str, fallback: str, model_dir: str | None, backend: str, device: str) -> Backend | None:
+    try:
+        return load_backend(str(Path(model_dir) if model_dir else SHIPPED_MODEL), backend, device)
+    except ModelUnavailable as exc:
+        warnings.warn(f"{detector}: model unavailable ({exc}); using {fallback} instead", ModelFallbackWarning,
+                      stacklevel=3)
+        return None
+
+
+class _NoEmotion:
+    """What ``qa.emotion.model.v1`` becomes without a model: there is no lexical emotion baseline."""
+
+    name = "qa.emotion.none"
+    version = VERSION
+
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        return []
+
+
+def make_empathy_model(model_dir: str | None = None, backend: str = "auto", device: str = "auto"):
+    loaded = _backend(EmpathyModelDetector.name, EmpathyLexicalDetector.name, model_dir, backend, device)
+    return EmpathyModelDetector(loaded) if loaded else EmpathyLexicalDetector()
+
+
+def make_resolution_model(model_dir: str | None = None, backend: str = "auto", device: str = "auto"):
+    loaded = _backend(ResolutionModelDetector.name, ResolutionLexicalDetector.name, model_dir, backend, device)
+    return ResolutionModelDetector(loaded) if loaded else ResolutionLexicalDetector()
+
+
+def make_emotion_model(model_dir: str | None = None, backend: str = "auto", device: str = "auto"):
+    loaded = _backend(EmotionModelDetector.name, "no emotion labels", model_dir, backend, device)
+    return EmotionModelDetector(loaded) if loaded else _NoEmotion()
+
+
+def make_hybrid_violation(packs: list[str] | None = None, model_dir: str | None = None, backend: str = "auto",
+                          device: str = "auto"):
+    from rules.detector import make_rule_detector
+
+    rules = make_rule_detector(packs)
+    loaded = _backend(HybridViolationDetector.name, rules.name, model_dir, backend, device)
+    return HybridViolationDetector(loaded, rules) if loaded else rules

@@ -1,0 +1,134 @@
+"""The four heads: their labels and how a turn, a conversation or a rule hit becomes model input.
+
+Training, evaluation and the detectors all build inputs here, so the model never sees text
+prepared one way in training and another at inference. Text is folded first (NFKC,
+traditional → simplified, lower case, zero-width removed: ``qa_engine.text.fold``), the same
+view the rule matcher works on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qa_engine.schema import Conversation, Role, Turn
+from qa_engine.text import fold
+from models.tokenizer import MAX_LENGTH, ROLE_TOKENS
+
+HEADS: dict[str, tuple[str, ...]] = {
+    "empathy": ("no", "yes"),                               # agent turn
+    "emotion": ("negative", "neutral", "positive"),         # customer turn
+    "violation": ("excused", "real"),                       # a rule hit in its context
+    "resolution": ("resolved", "unresolved", "escalated"),  # whole conversation
+}
+_CONVERSATION_BUDGET = MAX_LENGTH - 2  # characters ≈ tokens for a char tokenizer
+
+
+@dataclass(frozen=True)
+class Example:
+    """One model input: text (and optional second segment) for one head, with its gold label index."""
+
+    head: str
+    text: str
+    pair: str | None = None
+    label: int = -1
+    source: str = ""
+
+
+def turn_input(text: str) -> str:
+    return fold(text)
+
+
+def conversation_input(turns: Sequence[Turn]) -> str:
+    """Role-marked turns, keeping the end of long conversations (where resolution shows)."""
+    parts: list[str] = []
+    used = 0
+    for turn in reversed(turns):
+        part = ROLE_TOKENS[turn.role.value] + fold(turn.text).replace(" ", "")
+        if used + len(part) > _CONVERSATION_BUDGET:
+            parts.append(part[len(part) - (_CONVERSATION_BUDGET - used):])
+            break
+        parts.append(part)
+        used += len(part)
+    return "".join(reversed(parts))
+
+
+def hit_input(text: str, start: int, end: int, category: str) -> str:
+    """The utterance with the hit marked: ``[ad_law]亲，这款是[H]全网最好[/H]的``."""
+    return f"[{category}]{fold(text[:start])}[H]{fold(text[start:end])}[/H]{fold(text[end:])}"
+
+
+def hit_candidates(rule_detector: Any, conversation: Conversation, index: int) -> list[Any]:
+    """Every rule hit on turn ``index``, the excused ones included, except customer speech."""
+    return [f for f in rule_detector.explain(conversation)
+            if f.turn == index and not (f.suppressed_by or "").startswith("role")]
+
+
+def turn_examples(rows: Iterable[dict[str, Any]]) -> list[Example]:
+    """Empathy examples from agent utterances, emotion examples from customer ones."""
+    examples = []
+    for row in rows:
+        if row["role"] == "agent":
+            examples.append(Example("empathy", turn_input(row["text"]), label=int(row["empathy"]), source=row["id"]))
+        else:
+            examples.append(Example("emotion", turn_input(row["text"]), label=HEADS["emotion"].index(row["emotion"]),
+                                    source=row["id"]))
+    return examples
+
+
+def utterance_conversation(row: dict[str, Any]) -> Conversation:
+    """A labelled agent utterance with the customer turn before it (what the context stages look at)."""
+    turns = ([Turn(role=Role.CUSTOMER, text=row["context"])] if row.get("context") else []) + \
+        [Turn(role=Role(row["role"]), text=row["text"])]
+    return Conversation(conversation_id=row["id"], turns=tuple(turns))
+
+
+def violation_examples(rows: Iterable[dict[str, Any]], rule_detector: Any) -> list[Example]:
+    """Each rule hit on a labelled agent utterance; real when its category is among the utterance's labels."""
+    examples = []
+    for row in rows:
+        if row["role"] != "agent":
+            continue
+        conversation = utterance_conversation(row)
+        last = len(conversation.turns) - 1
+        for hit in hit_candidates(rule_detector, conversation, last):
+            examples.append(Example("violation", hit_input(row["text"], hit.start, hit.end, hit.category),
+                                    turn_input(row.get("context", "")) or None,
+                                    label=int(hit.category in row["compliance"]),
+                                    source=f"{row['id']}:{hit.rule_id}:{hit.start}"))
+    return examples
+
+
+def conversation_of(record: dict[str, Any]) -> Conversation:
+    return Conversation(conversation_id=record["conversation_id"],
+                        turns=tuple(Turn(role=Role(t["role"]), text=t["text"]) for t in record["turns"]))
+
+
+def resolution_examples(records: Iterable[dict[str, Any]]) -> list[Example]:
+    return [Example("resolution", conversation_input(conversation_of(r).turns),
+                    label=HEADS["resolution"].index(r["labels"]["resolution"]), source=r["conversation_id"])
+            for r in records]
+
+
+def golden_case_examples(rule_detector: Any, case_files: Iterable[Any]) -> list[Example]:
+    """Violation-head *training* examples from the rule packs' hand-decided golden cases.
+
+    A hit is real when its category is that of a rule the case expects (the packs' authors
+    decided 第一次, 最近, 不是最好 … one by one). Never used for evaluation.
+    """
+    import yaml
+
+    examples = []
+    for path in case_files:
+        for number, case in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]):
+            context = [Turn(role=Role(t.get("role", "customer")), text=t["text"]) for t in case.get("context", [])]
+            turn = Turn(role=Role(case.get("role", "agent")), text=case["text"])
+            conversation = Conversation(conversation_id=f"{path.name}:{number}", turns=(*context, turn))
+            expected = {rule_id.split(".")[0] for rule_id in case.get("expect", [])}
+            previous = turn_input(context[-1].text) if context else None
+            for hit in hit_candidates(rule_detector, conversation, len(context)):
+                examples.append(Example("violation", hit_input(case["text"], hit.start, hit.end, hit.category),
+                                        previous, label=int(hit.category in expected),
+                                        source=f"{path.name}:{number}:{hit.rule_id}"))
+    return examples

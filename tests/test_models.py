@@ -1,0 +1,319 @@
+"""Models (issue #6): tokenizer, corpus loader, labelled data, a tiny training run, ONNX parity,
+backend selection, fallback and the model detectors. GPU-only paths skip with a reason."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, conversation
+from qa_engine.schema import Conversation, Turn
+
+pytest.importorskip("onnxruntime", reason="needs the train extra (onnxruntime)")
+torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
+
+from models import SHIPPED_MODEL  # noqa: E402
+from models.artefact import ModelArtefact, ModelUnavailable  # noqa: E402
+from models.backends import OnnxBackend, TorchBackend, select_backend  # noqa: E402
+from models.corpus import load_corpus  # noqa: E402
+from models.labels import SPLITS, generate, load_dataset, load_pools, utterances  # noqa: E402
+from models.tasks import HEADS, conversation_input, hit_input  # noqa: E402
+from models.tokenizer import build_tokenizer, build_vocab, gb2312_hanzi, load_tokenizer, save_tokenizer  # noqa: E402
+from qa_engine.text import fold  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+
+
+# --- tokenizer ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(build_vocab(["亲，这款是全网最好的", "𠮷野家"]))
+
+
+def test_vocabulary_is_gb2312_plus_ascii_plus_corpus_characters():
+    vocab = build_vocab(["𠮷野家"])
+    assert len(gb2312_hanzi()) == 6763
+    assert 6800 <= len(vocab) <= 8000
+    assert {"啊", "亲", "a", "1", "[CLS]", "[H]", "[ad_law]", "𠮷"} <= set(vocab)
+    assert "A" not in vocab  # lower-cased by the normaliser
+    assert len(vocab) == len(set(vocab))
+
+
+@pytest.mark.parametrize("text", ["亲，这款是全网最好的", "您的订单号是13812345678，请核对", "No.1 的爆款!!",
+                                  "全網最好", "收到后第一时间给您处理～"])
+def test_tokenizer_round_trips_every_character(tokenizer, text):
+    ids = tokenizer(fold(text))["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+    assert "".join(tokens[1:-1]) == fold(text).replace(" ", "")
+    assert "[UNK]" not in tokens
+
+
+def test_tokenizer_marks_pairs_and_unknown_characters_and_saves_losslessly(tokenizer, tmp_path):
+    encoded = tokenizer("[ad_law]最[H]好[/H]", "你好", return_token_type_ids=True)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    assert tokens == ["[CLS]", "[ad_law]", "最", "[H]", "好", "[/H]", "[SEP]", "你", "好", "[SEP]"]
+    assert encoded["token_type_ids"] == [0] * 7 + [1] * 3
+    assert tokenizer.convert_ids_to_tokens(tokenizer("龘")["input_ids"])[1] == "[UNK]"
+    save_tokenizer(tokenizer, tmp_path)
+    assert load_tokenizer(tmp_path)("亲，No.1", "好")["input_ids"] == tokenizer("亲，No.1", "好")["input_ids"]
+
+
+# --- corpus loader and labelled data ----------------------------------------------------------
+
+def test_corpus_loader_reads_the_common_layouts(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"conversation_id": "c1", "turns": [
+        {"role": "customer", "text": "还没到"}, {"role": "agent", "text": "抱歉"}]}, ensure_ascii=False) + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "在吗"}, {"role": "assistant", "content": "在的"}]},
+                     ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("conversation_id,role,text\nx,顾客,发错了\nx,客服,马上补发\n", encoding="utf-8")
+    (tmp_path / "c.txt").write_text("顾客：快递呢\n客服：帮您查\n\n一行没有说话人\n", encoding="utf-8")
+    (tmp_path / "d.json").write_text(json.dumps({"data": [["用户：你好", "客服：您好"]]}, ensure_ascii=False),
+                                     encoding="utf-8")
+    dialogues = {d.source: d.turns for d in load_corpus(tmp_path)}
+    assert dialogues["a.jsonl:1:c1"] == (("customer", "还没到"), ("agent", "抱歉"))
+    assert dialogues["a.jsonl:2"] == (("customer", "在吗"), ("agent", "在的"))
+    assert dialogues["b.csv:x"] == (("customer", "发错了"), ("agent", "马上补发"))
+    assert dialogues["c.txt:1"] == (("customer", "快递呢"), ("agent", "帮您查"))
+    assert dialogues["c.txt:2"] == (("unknown", "一行没有说话人"),)
+    assert dialogues["d.json:1"] == (("customer", "你好"), ("agent", "您好"))
+
+
+def test_labelled_data_files_are_what_the_pools_generate_and_splits_never_share_text():
+    data = load_dataset()
+    conversations = generate(load_pools())
+    assert conversations == data.conversations  # the committed files are reproducible
+    assert utterances(conversations) == data.utterances
+    texts = {split: {u["text"] for u in data.split(split).utterances} for split in SPLITS}
+    assert not texts["test"] & (texts["train"] | texts["dev"]) and not texts["train"] & texts["dev"]
+    assert all(c["source"].startswith("synthetic") for c in data.conversations)
+    assert all(s.startswith("synthetic:") for u in data.utterances for s in u["source"])
+    assert len(data.conversations) == 600
+
+
+def test_inputs_mark_hits_and_keep_the_end_of_long_conversations():
+    assert hit_input("亲，这款是全网最好的", 5, 9, "ad_law") == "[ad_law]亲,这款是[H]全网最好[/H]的"
+    turns = [Turn(role="customer", text="很长" * 200), Turn(role="agent", text="好的，已为您退款")]
+    text = conversation_input(turns)
+    assert text.endswith("[A]好的,已为您退款") and len(text) <= 254
+
+
+# --- a tiny training run ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Train a 1-layer, 32-wide model on 8 conversations per split (seconds), export and evaluate it."""
+    from models.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = load_dataset()
+    keep = {c["conversation_id"] for split in SPLITS for c in data.split(split).conversations[:8]}
+    (root / "data").mkdir()
+    for name, rows in (("conversations", [c for c in data.conversations if c["conversation_id"] in keep]),
+                       ("utterances", [u for u in data.utterances if u["conversation_id"] in keep])):
+        (root / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                     encoding="utf-8")
+    config = TrainConfig(data_dir=str(root / "data"), output=str(root / "model"), run_dir=str(root / "run"),
+                         hidden=32, layers=1, attention_heads=2, pretrain_steps=3, pretrain_batch=8,
+                         finetune_epochs=1, finetune_batch=8, device="cpu")
+    report = train(config)
+    return root, config, report
+
+
+def test_tiny_training_run_writes_a_verified_artefact_and_a_card(tiny):
+    root, config, report = tiny
+    artefact = ModelArtefact.load(root / "model")
+    assert set(artefact.manifest["files"]) == {"tokenizer.json", "model.int8.onnx"}
+    assert artefact.manifest["heads"] == {h: list(labels) for h, labels in HEADS.items()}
+    card = (root / "model" / "CARD.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC DATA — NO ACCURACY CLAIM" in card.splitlines()[2]
+    for baseline in ("qa.empathy.lexical.v1", "qa.resolution.lexical.v1", "qa.rules.v1", "Confusion"):
+        assert baseline in card
+    assert report["sizes"]["test"]["conversations"] == 8
+
+
+def test_training_is_seeded(tiny):
+    from models.train import TrainConfig, train
+
+    root, config, _ = tiny
+    again = TrainConfig(**{**config.__dict__, "output": str(root / "again"), "run_dir": str(root / "run2"),
+                           "write_card": False})
+    train(again)
+    first = torch.load(root / "run" / "model.pt", weights_only=True)["state_dict"]
+    second = torch.load(root / "run2" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_onnx_matches_torch(tiny):
+    """fp32 ONNX: same logits (1e-4); shipped int8: same predictions where fp32 is not a coin toss."""
+    import onnxruntime as ort
+
+    root, _, _ = tiny
+    artefact = ModelArtefact.load(root / "model")
+    fp32 = TorchBackend.from_checkpoint(artefact, "cpu", checkpoint=root / "run" / "model.pt")
+    onnx = OnnxBackend(artefact, "cpu")
+    inputs = [(fold(u["text"]), None) for u in load_dataset().utterances[:40]]
+    expected, quantised = fp32.logits(inputs), onnx.logits(inputs)
+    onnx.session = ort.InferenceSession(str(root / "run" / "model.fp32.onnx"), providers=["CPUExecutionProvider"])
+    exported = onnx.logits(inputs)
+    for head in HEADS:
+        np.testing.assert_allclose(exported[head], expected[head], atol=1e-4)
+        assert np.abs(quantised[head] - expected[head]).max() < 0.25
+        top2 = np.sort(expected[head], axis=1)
+        clear = (top2[:, -1] - top2[:, -2]) > 0.5
+        assert (quantised[head].argmax(1) == expected[head].argmax(1))[clear].all()
+
+
+def test_dynamic_padding_gives_the_same_logits_as_one_at_a_time(tiny):
+    root, _, _ = tiny
+    artefact = ModelArtefact.load(root / "model")
+    backend = TorchBackend.from_checkpoint(artefact, "cpu", batch_size=4, checkpoint=root / "run" / "model.pt")
+    inputs = [("好", None), ("亲，这款是全网最好的羽绒服哦", "保暖吗"), ("收到", None), ("非常抱歉让您久等了" * 5, None),
+              ("嗯", "好的")]
+    batched = backend.logits(inputs)
+    for i, item in enumerate(inputs):
+        single = backend.logits([item])
+        for head in HEADS:
+            np.testing.assert_allclose(batched[head][i], single[head][0], atol=1e-4)
+
+
+# --- backend selection and fallback -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped():
+    return ModelArtefact.load(SHIPPED_MODEL)
+
+
+def test_shipped_artefact_is_small_checksummed_and_versioned(shipped):
+    size = sum((SHIPPED_MODEL / name).stat().st_size for name in shipped.manifest["files"])
+    assert size < 8 * 2**20
+    assert shipped.provenance.startswith(f"{shipped.version} sha256:") and len(shipped.checksum) == 64
+    assert "SYNTHETIC" in shipped.manifest["data"]
+
+
+def test_a_changed_file_is_refused(shipped, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, copy)
+    with open(copy / "model.int8.onnx", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelUnavailable, match="checksum"):
+        ModelArtefact.load(copy)
+    with pytest.raises(ModelUnavailable, match="no model installed"):
+        ModelArtefact.load(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(CUDA, reason="checks the CPU-only choices")
+def test_backend_selection_on_a_cpu_machine(shipped, tiny):
+    root, _, _ = tiny
+    chosen = select_backend(shipped)
+    assert (chosen.name, chosen.device) == ("onnx", "cpu")
+    with pytest.raises(ModelUnavailable, match="no fp32 checkpoint"):
+        select_backend(shipped, "torch")
+    with pytest.raises(ModelUnavailable, match="CUDAExecutionProvider"):
+        select_backend(shipped, "onnx", device="cuda")
+    with pytest.raises(ModelUnavailable, match="unknown backend"):
+        select_backend(shipped, "vllm")
+    torch_backend = select_backend(ModelArtefact.load(root / "model"), "torch", checkpoint=root / "run" / "model.pt")
+    assert (torch_backend.name, torch_backend.device) == ("torch", "cpu")
+
+
+def test_without_onnxruntime_auto_falls_to_torch_or_says_why():
+    code = ("import sys, warnings\nsys.modules['onnxruntime'] = None\n"
+            "from models.detectors import make_resolution_model\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    d = make_resolution_model()\n"
+            "print(d.name)\nprint(w[0].message)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    name, notice = result.stdout.strip().splitlines()
+    assert name == "qa.resolution.lexical.v1"
+    assert "onnxruntime is not installed" in notice and "using qa.resolution.lexical.v1 instead" in notice
+
+
+def test_missing_model_falls_back_to_the_baselines_with_a_notice(tmp_path):
+    from models.detectors import (ModelFallbackWarning, make_emotion_model, make_empathy_model,
+                                  make_hybrid_violation, make_resolution_model)
+
+    with pytest.warns(ModelFallbackWarning, match="using qa.empathy.lexical.v1"):
+        assert make_empathy_model(model_dir=str(tmp_path)).name == "qa.empathy.lexical.v1"
+    with pytest.warns(ModelFallbackWarning):
+        assert make_resolution_model(model_dir=str(tmp_path)).name == "qa.resolution.lexical.v1"
+    with pytest.warns(ModelFallbackWarning):
+        assert make_hybrid_violation(model_dir=str(tmp_path)).name == "qa.rules.v1"
+    with pytest.warns(ModelFallbackWarning):
+        assert make_emotion_model(model_dir=str(tmp_path)).detect(conversation(("customer", "气死了"))) == []
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (and onnxruntime-gpu)")
+def test_auto_picks_the_gpu_when_present(shipped):
+    assert select_backend(shipped).device == "cuda"
+
+
+def test_llm_judge_prompt_and_verdicts_and_its_gpu_requirement(tmp_path):
+    from models.judge import LlmJudge, judge_prompt, parse_verdicts
+    from models.detectors import make_hybrid_violation
+
+    conv = conversation(("customer", "保暖吗"), ("agent", "亲，这款是全网最好的"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        findings = make_hybrid_violation(model_dir=str(tmp_path)).detect(conv)
+    prompt = judge_prompt(conv, findings)
+    assert "1. 客服：亲，这款是全网最好的" in prompt and "ad_law.network_best" in prompt
+    assert parse_verdicts('好的 {"verdicts": [{"index": 0, "violation": true, "reason": "绝对化"}]}', 2) == \
+        [{"violation": True, "reason": "绝对化"}, None]
+    assert parse_verdicts("not json", 1) == [None]
+    if not CUDA:
+        with pytest.raises(ModelUnavailable):
+            LlmJudge(tmp_path)
+
+
+# --- the detectors on utterances (phrasings quoted in the domain documents, ../shared/seeds) -----
+
+@pytest.fixture(scope="module")
+def model_pipeline():
+    from qa_engine.config import load_pipeline
+
+    return load_pipeline(ROOT / "qa_engine" / "conf" / "models.yaml")
+
+
+def test_model_pipeline_records_model_version_and_checksum(model_pipeline, shipped):
+    report = model_pipeline.score(conversation(("customer", "我的快递怎么还没到？"),
+                                               ("agent", "很抱歉，您的订单因仓库爆单延迟发货，我们会为您补偿3元优惠券")))
+    assert report.versions.rule_packs["model.qa_zh_char"] == shipped.provenance
+    assert {"qa.violation.model.v1", "qa.empathy.model.v1", "qa.resolution.model.v1",
+            "qa.emotion.model.v1"} <= set(report.versions.detectors)
+    assert any(k.startswith("ad_law") for k in report.versions.rule_packs)
+    assert report.empathy in {"present", "late", "missing", "not_needed"}
+    assert report.resolution in HEADS["resolution"]
+
+
+def test_hybrid_detector_keeps_the_rule_findings_shape_and_explains_its_decisions(model_pipeline):
+    hybrid = model_pipeline.detectors[0]
+    conv = conversation(("customer", "这款手机怎么样"), ("agent", "这款手机销量TOP1，是全网最好的"),
+                        ("agent", "您是第一次在我们店买吗"))
+    explained = hybrid.explain(conv)
+    assert {f.detector for f in explained} == {"qa.violation.model.v1"}
+    assert all(0.0 <= f.confidence <= 1.0 for f in explained)
+    assert {f.turn for f in explained} >= {1, 2}
+    kept = hybrid.detect(conv)
+    assert all(f.suppressed_by is None and f.evidence == conv.turns[f.turn].text[f.start:f.end] for f in kept)
+    assert all(f.suppressed_by for f in explained if f not in kept)
+
+
+def test_empathy_model_judges_agent_turns(model_pipeline):
+    empathy = model_pipeline.detectors[1]
+    conv = conversation(("customer", "我的手机用了一周就坏了，能赔偿吗？"), ("agent", "很抱歉给您带来不便"),
+                        ("agent", "我们可以为您退货，或者补偿10元优惠券"))
+    findings = empathy.detect(conv)
+    labels = [f for f in findings if f.kind.value == "label"]
+    assert len(labels) == 1 and labels[0].detector == "qa.empathy.model.v1"
+    assert all(f.turn in (1, 2) for f in findings if f.kind.value == "signal")
