@@ -23,7 +23,7 @@ from models.backends import OnnxBackend, TorchBackend
 from models.labels import load_dataset
 from models.tasks import turn_input
 from models.tokenizer import load_tokenizer
-from models.train import TrainConfig
+from models.config import TrainConfig
 
 TARGETS = {64: "≥ 500 utt/s (int8)", 1: "p99 ≤ 8 ms (int8)"}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from models.train import TrainConfig
+from models.config import TrainConfig
 
 
 def train(

@@ -26,7 +26,7 @@ from qa_engine.text import normalise
 from models import SHIPPED_MODEL
 from models.artefact import ModelUnavailable
 from models.backends import Backend, load_backend
-from models.tasks import HEADS, conversation_input, hit_candidates, hit_input, turn_input
+from models.tasks import HEADS, conversation_input, hit_input, is_candidate, turn_input
 
 VERSION = "1.0.0"
 
@@ -155,7 +155,7 @@ class HybridViolationDetector(_ModelDetector):
 
     def _decide(self, conversation: Conversation) -> list[Finding]:
         hits = self.rules.explain(conversation)
-        candidates = [h for h in hits if not (h.suppressed_by or "").startswith("role")]
+        candidates = [h for h in hits if is_candidate(h)]
         probs = self.backend.probabilities("violation", [
             (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category), _previous_other(conversation, h.turn))
             for h in candidates])[:, 1] if candidates else np.zeros(0)

@@ -184,8 +184,8 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
         f"- checksum: `sha256:{artefact.checksum}` (results record `{artefact.provenance}`)",
         f"- encoder: BERT, {artefact.manifest['training']['layers']} layers × {artefact.manifest['training']['hidden']} hidden, "
         f"{report['parameters']:,} parameters; character vocabulary {artefact.manifest['vocabulary']}",
-        f"- files: " + ", ".join(f"`{name}`" for name in artefact.manifest["files"]),
-        f"- thresholds (tuned on dev): " + ", ".join(f"{h} {t:.3f}" for h, t in artefact.manifest["thresholds"].items()),
+        "- files: " + ", ".join(f"`{name}`" for name in artefact.manifest["files"]),
+        "- thresholds (tuned on dev): " + ", ".join(f"{h} {t:.3f}" for h, t in artefact.manifest["thresholds"].items()),
         f"- training time on {artefact.manifest['training']['device']}: pretraining {report['timings']['pretrain_s']} s, "
         f"total {report['timings']['total_s']} s",
         "",

@@ -59,10 +59,14 @@ def hit_input(text: str, start: int, end: int, category: str) -> str:
     return f"[{category}]{fold(text[:start])}[H]{fold(text[start:end])}[/H]{fold(text[end:])}"
 
 
+def is_candidate(hit: Any) -> bool:
+    """A rule hit the violation head decides: any hit, excused or not, except one in a role the rule excludes."""
+    return not (hit.suppressed_by or "").startswith("role")
+
+
 def hit_candidates(rule_detector: Any, conversation: Conversation, index: int) -> list[Any]:
     """Every rule hit on turn ``index``, the excused ones included, except customer speech."""
-    return [f for f in rule_detector.explain(conversation)
-            if f.turn == index and not (f.suppressed_by or "").startswith("role")]
+    return [f for f in rule_detector.explain(conversation) if f.turn == index and is_candidate(f)]
 
 
 def turn_examples(rows: Iterable[dict[str, Any]]) -> list[Example]:

@@ -11,7 +11,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,41 +20,15 @@ import torch
 from torch.nn import functional as F
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from models import DATA_DIR, PACKAGE_DIR, SHIPPED_MODEL
-from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, ModelArtefact, write_manifest
+from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, write_manifest
 from models.backends import INPUT_NAMES, OnnxBackend, TorchBackend
+from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, TrainConfig
 from models.corpus import bundled_sources, pretraining_texts
 from models.labels import Dataset, load_dataset
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
                           resolution_examples, turn_examples, violation_examples)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
-
-MODEL_NAME = "qa_zh_char"
-MODEL_VERSION = "0.1.0"
-PRETRAIN_LENGTH = 64  # MLM on short windows (CPU budget); the heads see up to MAX_LENGTH
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; recorded in the manifest and the card."""
-
-    corpora: list[str] = field(default_factory=list)   # empty: the bundled synthetic text
-    data_dir: str = str(DATA_DIR)
-    output: str = str(SHIPPED_MODEL)
-    run_dir: str = str(PACKAGE_DIR / "runs" / MODEL_NAME)
-    seed: int = 20261106
-    hidden: int = 256
-    layers: int = 4
-    attention_heads: int = 4
-    pretrain_steps: int = 300
-    pretrain_batch: int = 16
-    pretrain_lr: float = 5e-4
-    finetune_epochs: int = 6
-    finetune_batch: int = 16
-    finetune_lr: float = 2e-4
-    device: str = "auto"
-    write_card: bool = True
 
 
 class ProgressLog(list):

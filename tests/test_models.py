@@ -8,13 +8,12 @@ import shutil
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, conversation
-from qa_engine.schema import Conversation, Turn
+from qa_engine.schema import Turn
 
 pytest.importorskip("onnxruntime", reason="needs the train extra (onnxruntime)")
 torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
@@ -111,7 +110,8 @@ def test_inputs_mark_hits_and_keep_the_end_of_long_conversations():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Train a 1-layer, 32-wide model on 8 conversations per split (seconds), export and evaluate it."""
-    from models.train import TrainConfig, train
+    from models.config import TrainConfig
+    from models.train import train
 
     root = tmp_path_factory.mktemp("tiny")
     data = load_dataset()
@@ -141,7 +141,8 @@ def test_tiny_training_run_writes_a_verified_artefact_and_a_card(tiny):
 
 
 def test_training_is_seeded(tiny):
-    from models.train import TrainConfig, train
+    from models.config import TrainConfig
+    from models.train import train
 
     root, config, _ = tiny
     again = TrainConfig(**{**config.__dict__, "output": str(root / "again"), "run_dir": str(root / "run2"),

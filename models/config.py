@@ -1,0 +1,33 @@
+"""The training recipe's settings (no heavy imports: the CLI reads the defaults at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models import DATA_DIR, PACKAGE_DIR, SHIPPED_MODEL
+
+MODEL_NAME = "qa_zh_char"
+MODEL_VERSION = "0.1.0"
+PRETRAIN_LENGTH = 64  # MLM on short windows (CPU budget); the heads see up to MAX_LENGTH
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; recorded in the manifest and the card."""
+
+    corpora: list[str] = field(default_factory=list)   # empty: the bundled synthetic text
+    data_dir: str = str(DATA_DIR)
+    output: str = str(SHIPPED_MODEL)
+    run_dir: str = str(PACKAGE_DIR / "runs" / MODEL_NAME)
+    seed: int = 20261106
+    hidden: int = 256
+    layers: int = 4
+    attention_heads: int = 4
+    pretrain_steps: int = 300
+    pretrain_batch: int = 16
+    pretrain_lr: float = 5e-4
+    finetune_epochs: int = 6
+    finetune_batch: int = 16
+    finetune_lr: float = 2e-4
+    device: str = "auto"
+    write_card: bool = True
