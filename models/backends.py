@@ -24,6 +24,34 @@ BACKENDS = ("auto", "onnx", "torch")
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def encode(tokenizer, inputs: Sequence[tuple[str, str | None]]) -> tuple[list[list[int]], list[list[int]]]:
+    """Token and segment ids per (text, pair); an input without a pair is encoded as a single text
+    whatever else is in the batch, so batch composition never changes an input's encoding."""
+    ids: list[list[int]] = [[] for _ in inputs]
+    types: list[list[int]] = [[] for _ in inputs]
+    for paired in (False, True):
+        chosen = [i for i, (_, pair) in enumerate(inputs) if bool(pair) is paired]
+        if not chosen:
+            continue
+        encoded = tokenizer([inputs[i][0] for i in chosen], [inputs[i][1] for i in chosen] if paired else None,
+                            truncation="longest_first" if paired else True, max_length=MAX_LENGTH,
+                            return_token_type_ids=True)
+        for row, i in enumerate(chosen):
+            ids[i], types[i] = encoded["input_ids"][row], encoded["token_type_ids"][row]
+    return ids, types
+
+
+def pad(ids: list[list[int]], types: list[list[int]]) -> dict[str, np.ndarray]:
+    """One batch padded to its own longest input (dynamic padding)."""
+    width = max(map(len, ids))
+    feeds = {name: np.zeros((len(ids), width), np.int64) for name in INPUT_NAMES}
+    for row, (tokens, segments) in enumerate(zip(ids, types)):
+        feeds["input_ids"][row, :len(tokens)] = tokens
+        feeds["attention_mask"][row, :len(tokens)] = 1
+        feeds["token_type_ids"][row, :len(tokens)] = segments
+    return feeds
+
+
 class Backend(ABC):
     """Runs the encoder and heads on batches; subclasses only implement ``_run``."""
 
@@ -43,22 +71,12 @@ class Backend(ABC):
         """Every head's logits for each (text, pair), in input order."""
         if not inputs:
             return {head: np.zeros((0, len(labels)), np.float32) for head, labels in HEADS.items()}
-        texts = [text for text, _ in inputs]
-        pairs = [pair or "" for _, pair in inputs] if any(pair for _, pair in inputs) else None
-        encoded = self.tokenizer(texts, pairs, truncation="longest_first" if pairs else True, max_length=MAX_LENGTH,
-                                 return_token_type_ids=True)
-        ids, types = encoded["input_ids"], encoded["token_type_ids"]
+        ids, types = encode(self.tokenizer, inputs)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = {head: np.zeros((len(ids), len(labels)), np.float32) for head, labels in HEADS.items()}
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            width = max(len(ids[i]) for i in batch)
-            feeds = {name: np.zeros((len(batch), width), np.int64) for name in INPUT_NAMES}
-            for row, i in enumerate(batch):
-                feeds["input_ids"][row, :len(ids[i])] = ids[i]
-                feeds["attention_mask"][row, :len(ids[i])] = 1
-                feeds["token_type_ids"][row, :len(ids[i])] = types[i]
-            for head, logits in zip(HEADS, self._run(feeds)):
+            for head, logits in zip(HEADS, self._run(pad([ids[i] for i in batch], [types[i] for i in batch]))):
                 out[head][batch] = logits
         return out
 

@@ -1,7 +1,8 @@
 """Model detectors, registered beside the rule detectors (``qa_engine.detectors`` entry points).
 
-- ``qa.violation.model.v1``: every rule hit (the ones context excused included) is decided by
-  the contextual-violation head — the hybrid rule + model decision;
+- ``qa.violation.model.v1``: every rule hit (the ones context excused included) goes to the
+  contextual-violation head; the rules' decision stands unless the model is confident otherwise
+  (removes lexicon false positives, restores excused real violations) — the hybrid decision;
 - ``qa.empathy.model.v1``: the empathy label (present / late / missing / not_needed) with the
   empathy head judging agent turns and the emotion head (or a complaint cue) finding the complaint;
 - ``qa.resolution.model.v1``: resolved / unresolved / escalated from the whole conversation;
@@ -26,7 +27,7 @@ from qa_engine.text import normalise
 from models import SHIPPED_MODEL
 from models.artefact import ModelUnavailable
 from models.backends import Backend, load_backend
-from models.tasks import HEADS, conversation_input, hit_input, is_candidate, turn_input
+from models.tasks import HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, turn_input
 
 VERSION = "1.0.0"
 
@@ -126,7 +127,7 @@ class EmotionModelDetector(_ModelDetector):
 
 
 class HybridViolationDetector(_ModelDetector):
-    """Rule hits decided in context by the model: removes lexicon false positives, may restore excused hits.
+    """Rule hits decided in context: the rules' decision unless the model is confident otherwise.
 
     Delegates reloading and rule-pack versions to the wrapped rule detector, so the live
     service can watch and reload its packs as before.
@@ -159,11 +160,12 @@ class HybridViolationDetector(_ModelDetector):
         probs = self.backend.probabilities("violation", [
             (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category), _previous_other(conversation, h.turn))
             for h in candidates])[:, 1] if candidates else np.zeros(0)
-        threshold = self.artefact.threshold("violation")
+        keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
         decided = [h for h in hits if h not in candidates]
         for hit, p in zip(candidates, probs):
-            reason = None if p >= threshold else f"model: not a violation in context (p={p:.2f}; rule said: " \
-                                                 f"{hit.suppressed_by or 'violation'})"
+            counts = hybrid_decision(hit.suppressed_by is None, p, keep, restore)
+            reason = None if counts else f"{hit.suppressed_by}; model p={p:.2f}" if hit.suppressed_by \
+                else f"model: not a violation in context (p={p:.2f})"
             decided.append(hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
                                                   "detector": self.name, "detector_version": self.version}))
         return decided

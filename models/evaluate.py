@@ -20,10 +20,11 @@ from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.text import normalise
 from models.artefact import ModelArtefact
 from models.labels import SPLITS, Dataset
-from models.tasks import (HEADS, conversation_input, conversation_of, hit_candidates, hit_input, turn_input,
-                          utterance_conversation)
+from models.tasks import (HEADS, conversation_input, conversation_of, hit_candidates, hit_input, hybrid_decision,
+                          turn_input, utterance_conversation)
 
-TARGETS = {"empathy F1 (yes)": 0.90, "resolution accuracy": 0.85, "hybrid violation precision": 0.95}
+TARGETS = {"empathy F1 (yes)": 0.90, "resolution accuracy": 0.85,
+           "hybrid violation precision (recall ≥ the lexicon's)": 0.95}
 
 
 def classification_report(gold: list[str], predicted: list[str], labels: tuple[str, ...]) -> dict[str, Any]:
@@ -55,6 +56,23 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray, min_precision: float |
             best_at_precision = max(best_at_precision, (recall, -threshold))
     chosen = best_at_precision if best_at_precision[0] >= 0 else best
     return float(-chosen[1]) if chosen[0] >= 0 else 0.5
+
+
+def hybrid_thresholds(probs: np.ndarray, rule: np.ndarray, labels: np.ndarray,
+                      min_precision: float = 0.95) -> tuple[float, float]:
+    """``keep``: drop the rules' hits the model scores below it, but never a real one of the tuning set
+    (at most 0.5); ``restore``: the lowest threshold at which excused hits brought back are ≥
+    ``min_precision`` real (1.01 — never — when none qualifies)."""
+    kept_real = probs[(rule == 1) & (labels == 1)]
+    keep = float(min(0.5, kept_real.min() - 1e-4)) if len(kept_real) else 0.5
+    restore = 1.01
+    excused = rule == 0
+    for threshold in sorted(set(np.round(probs[excused], 4).tolist()), reverse=True):
+        back = excused & (probs >= threshold)
+        if labels[back].mean() < min_precision:
+            break
+        restore = threshold
+    return max(keep, 0.0), restore
 
 
 def _agent_turn(text: str) -> Conversation:
@@ -106,8 +124,9 @@ def evaluate(shipped, fp32, artefact: ModelArtefact, data: Dataset, rules, train
 
 def _violations(shipped, artefact: ModelArtefact, agent: list[dict[str, Any]], rules) -> dict[str, Any]:
     """Per rule hit (real / excused) and per utterance × category: the rule detector vs rule hit → model."""
-    candidates, gold_hits, rule_hits = [], [], []
-    gold_pairs, rule_pairs, hybrid_pairs = set(), set(), set()
+    candidates, gold_hits, rule_hits, rule_counts = [], [], [], []
+    gold_pairs: set = set()
+    rule_pairs: set = set()
     for u in agent:
         conversation = utterance_conversation(u)
         last = len(conversation.turns) - 1
@@ -118,15 +137,18 @@ def _violations(shipped, artefact: ModelArtefact, agent: list[dict[str, Any]], r
                                turn_input(u.get("context", "")) or None))
             gold_hits.append("real" if hit.category in u["compliance"] else "excused")
             rule_hits.append("real" if hit.suppressed_by is None else "excused")
+            rule_counts.append(hit.suppressed_by is None)
     probs = shipped.probabilities("violation", [(c[2], c[3]) for c in candidates])[:, 1]
-    threshold = artefact.threshold("violation")
-    model_hits = ["real" if p >= threshold else "excused" for p in probs]
-    hybrid_pairs = {(c[0], c[1]) for c, p in zip(candidates, probs) if p >= threshold}
-    return {"hits": {"model": classification_report(gold_hits, model_hits, HEADS["violation"]),
+    keep, restore = artefact.threshold("violation_keep"), artefact.threshold("violation_restore")
+    hybrid = [hybrid_decision(r, p, keep, restore) for r, p in zip(rule_counts, probs)]
+    alone = ["real" if p >= 0.5 else "excused" for p in probs]
+    return {"hits": {"model alone (p ≥ 0.5)": classification_report(gold_hits, alone, HEADS["violation"]),
+                     "hybrid (rules unless the model is confident)": classification_report(
+                         gold_hits, ["real" if h else "excused" for h in hybrid], HEADS["violation"]),
                      "qa.rules.v1": classification_report(gold_hits, rule_hits, HEADS["violation"])},
-            "decisions": {"rule hit → model (hybrid)": _set_scores(gold_pairs, hybrid_pairs),
-                          "qa.rules.v1": _set_scores(gold_pairs, rule_pairs)},
-            "threshold": threshold}
+            "decisions": {"hybrid (rules unless the model is confident)":
+                          _set_scores(gold_pairs, {(c[0], c[1]) for c, h in zip(candidates, hybrid) if h}),
+                          "qa.rules.v1": _set_scores(gold_pairs, rule_pairs)}}
 
 
 def _set_scores(gold: set, predicted: set) -> dict[str, float]:

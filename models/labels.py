@@ -174,6 +174,24 @@ def load_dataset(directory: Path = DATA_DIR) -> Dataset:
     return Dataset(_read_jsonl(directory / "conversations.jsonl"), _read_jsonl(directory / "utterances.jsonl"))
 
 
+def sample_dialogues() -> list[dict[str, Any]]:
+    """The project's 48 hand-labelled sample dialogues (qa_engine/samples) as extra *training* conversations.
+
+    Written and labelled separately from our pools (resolution, customer emotion at the end),
+    so they add phrasing the pools lack; never part of the test split.
+    """
+    from importlib import resources
+
+    text = resources.files("qa_engine").joinpath("samples/synthetic_dialogues.yaml").read_text(encoding="utf-8")
+    records = []
+    for dialogue in yaml.safe_load(text)["dialogues"]:
+        labels = dialogue["labels"]
+        records.append({"conversation_id": dialogue["id"], "split": "train", "source": "qa_engine/samples",
+                        "labels": {"resolution": labels["resolution"], "emotion_end": labels["customer_emotion_end"]},
+                        "turns": [{"role": t["role"], "text": t["text"]} for t in dialogue["turns"]]})
+    return records
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

@@ -34,6 +34,7 @@ class Example:
     pair: str | None = None
     label: int = -1
     source: str = ""
+    rule: int = -1  # violation head: the rule detector's own decision on the hit (1 counted, 0 excused)
 
 
 def turn_input(text: str) -> str:
@@ -62,6 +63,15 @@ def hit_input(text: str, start: int, end: int, category: str) -> str:
 def is_candidate(hit: Any) -> bool:
     """A rule hit the violation head decides: any hit, excused or not, except one in a role the rule excludes."""
     return not (hit.suppressed_by or "").startswith("role")
+
+
+def hybrid_decision(rule_counts: bool, p_real: float, keep: float, restore: float) -> bool:
+    """The rule detector's decision unless the model is confident otherwise.
+
+    A hit the rules count stays while the model's p(real) ≥ ``keep`` (low: only confident false
+    positives go); a hit context excused comes back only when p(real) ≥ ``restore`` (high).
+    """
+    return p_real >= (keep if rule_counts else restore)
 
 
 def hit_candidates(rule_detector: Any, conversation: Conversation, index: int) -> list[Any]:
@@ -100,7 +110,7 @@ def violation_examples(rows: Iterable[dict[str, Any]], rule_detector: Any) -> li
             examples.append(Example("violation", hit_input(row["text"], hit.start, hit.end, hit.category),
                                     turn_input(row.get("context", "")) or None,
                                     label=int(hit.category in row["compliance"]),
-                                    source=f"{row['id']}:{hit.rule_id}:{hit.start}"))
+                                    source=f"{row['id']}:{hit.rule_id}:{hit.start}", rule=int(hit.suppressed_by is None)))
     return examples
 
 
@@ -134,5 +144,6 @@ def golden_case_examples(rule_detector: Any, case_files: Iterable[Any]) -> list[
             for hit in hit_candidates(rule_detector, conversation, len(context)):
                 examples.append(Example("violation", hit_input(case["text"], hit.start, hit.end, hit.category),
                                         previous, label=int(hit.category in expected),
-                                        source=f"{path.name}:{number}:{hit.rule_id}"))
+                                        source=f"{path.name}:{number}:{hit.rule_id}",
+                                        rule=int(hit.suppressed_by is None)))
     return examples

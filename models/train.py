@@ -21,13 +21,13 @@ from torch.nn import functional as F
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, write_manifest
-from models.backends import INPUT_NAMES, OnnxBackend, TorchBackend
+from models.backends import INPUT_NAMES, OnnxBackend, TorchBackend, encode, pad
 from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, TrainConfig
 from models.corpus import bundled_sources, pretraining_texts
-from models.labels import Dataset, load_dataset
+from models.labels import Dataset, load_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
-                          resolution_examples, turn_examples, violation_examples)
+                          resolution_examples, turn_examples, turn_input, violation_examples)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -102,10 +102,9 @@ def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, con
     for epoch in range(config.finetune_epochs):
         total = 0.0
         for batch in _batches(examples, config.finetune_batch, rng):
-            pairs = [e.pair or "" for e in batch] if any(e.pair for e in batch) else None
-            encoded = tokenizer([e.text for e in batch], pairs, truncation=True, max_length=MAX_LENGTH, padding=True,
-                                return_token_type_ids=True, return_tensors="pt")
-            logits = model(**{name: encoded[name].to(device) for name in INPUT_NAMES})[head_index[batch[0].head]]
+            feeds = pad(*encode(tokenizer, [(e.text, e.pair) for e in batch]))
+            logits = model(**{name: torch.from_numpy(array).to(device) for name, array in feeds.items()})[
+                head_index[batch[0].head]]
             loss = F.cross_entropy(logits, torch.tensor([e.label for e in batch], device=device))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -117,26 +116,34 @@ def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, con
     return model.eval()
 
 
-def head_examples(data: Dataset, rule_detector, with_golden_cases: bool = False) -> list[Example]:
+def head_examples(data: Dataset, rule_detector, extra_training: bool = False) -> list[Example]:
+    """The examples of one split; ``extra_training`` adds the golden cases and the sample dialogues (train only)."""
     examples = [*turn_examples(data.utterances), *violation_examples(data.utterances, rule_detector),
                 *resolution_examples(data.conversations)]
-    if with_golden_cases:
+    if extra_training:
         packs = Path(rule_detector.watched_files()[0]).parent
         examples += golden_case_examples(rule_detector, sorted(packs.glob("*.cases.yaml")))
+        samples = sample_dialogues()
+        examples += resolution_examples(samples)
+        examples += [Example("emotion", turn_input(next(t["text"] for t in reversed(r["turns"]) if t["role"] == "customer")),
+                             label=HEADS["emotion"].index(r["labels"]["emotion_end"]), source=r["conversation_id"])
+                     for r in samples]
     return examples
 
 
 def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
-    """Binary heads' thresholds on the dev split: empathy for the best F1, violation for precision ≥ 0.95."""
-    from models.evaluate import best_threshold
+    """On the dev split: empathy for the best F1; the hybrid violation decision's keep / restore thresholds."""
+    from models.evaluate import best_threshold, hybrid_thresholds
 
+    empathy = [e for e in dev if e.head == "empathy"]
+    hits = [e for e in dev if e.head == "violation"]
     thresholds = {}
-    for head, min_precision in (("empathy", None), ("violation", 0.95)):
-        chosen = [e for e in dev if e.head == head]
-        if chosen:
-            probs = backend.probabilities(head, [(e.text, e.pair) for e in chosen])[:, 1]
-            thresholds[head] = best_threshold(probs, np.array([e.label for e in chosen]), min_precision)
-    return thresholds
+    if empathy:
+        probs = backend.probabilities("empathy", [(e.text, e.pair) for e in empathy])[:, 1]
+        thresholds["empathy"] = best_threshold(probs, np.array([e.label for e in empathy]))
+    probs = backend.probabilities("violation", [(e.text, e.pair) for e in hits])[:, 1]
+    keep, restore = hybrid_thresholds(probs, np.array([e.rule for e in hits]), np.array([e.label for e in hits]))
+    return thresholds | {"violation_keep": keep, "violation_restore": restore}
 
 
 def export_onnx(model: MultiHeadClassifier, run_dir: Path, output: Path) -> Path:
@@ -182,7 +189,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = MultiHeadClassifier(encoder_config(len(tokenizer), config.hidden, config.layers, config.attention_heads))
     model.bert.load_state_dict(encoder)
     rules = make_rule_detector()
-    train_examples = head_examples(train_data, rules, with_golden_cases=True)
+    train_examples = head_examples(train_data, rules, extra_training=True)
     model = finetune(model, train_examples, tokenizer, config, device, log)
     save_checkpoint(model, run_dir / TORCH_FILE)
     thresholds = tune_thresholds(TorchBackend(model, tokenizer, str(device)), head_examples(dev_data, rules))

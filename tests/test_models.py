@@ -105,6 +105,20 @@ def test_inputs_mark_hits_and_keep_the_end_of_long_conversations():
     assert text.endswith("[A]好的,已为您退款") and len(text) <= 254
 
 
+def test_hybrid_decision_keeps_the_rules_unless_the_model_is_confident():
+    from models.evaluate import hybrid_thresholds
+    from models.tasks import hybrid_decision
+
+    assert hybrid_decision(True, 0.3, keep=0.2, restore=0.9)
+    assert not hybrid_decision(True, 0.1, keep=0.2, restore=0.9)      # a confident lexicon false positive goes
+    assert hybrid_decision(False, 0.95, keep=0.2, restore=0.9)        # a confident excused violation comes back
+    assert not hybrid_decision(False, 0.5, keep=0.2, restore=0.9)
+    probs, rule, labels = np.array([0.9, 0.3, 0.05, 0.97, 0.4]), np.array([1, 1, 1, 0, 0]), np.array([1, 1, 0, 1, 0])
+    keep, restore = hybrid_thresholds(probs, rule, labels)
+    assert keep == pytest.approx(0.2999) and restore == pytest.approx(0.97)
+    assert hybrid_thresholds(probs[:3], rule[:3], labels[:3])[1] > 1.0  # no excused hit: never restore
+
+
 # --- a tiny training run ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
