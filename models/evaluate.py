@@ -221,8 +221,9 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
         *[f"| {s} | {v['conversations']} | {v['agent utterances']} | {v['customer utterances']} |"
           for s, v in report["sizes"].items()],
         "",
-        f"Fine-tuning examples (train split + the rule packs' golden cases for the violation head): "
-        f"{report['training examples']}. Splits are by conversation and by pool line (no test line in training).",
+        f"Fine-tuning examples: {report['training examples']} (train split; plus, for training only, the rule packs' "
+        "golden cases for the violation head and the 48 sample dialogues of `qa_engine/samples` for resolution and "
+        "end emotion). Splits are by conversation and by pool line (no test line in training).",
         "Gap: the issue asks for ≥ 3,000 annotated real agent utterances and 600 real conversations; this set has",
         "a few hundred unique synthetic utterances recombined into 600 conversations.",
         "",
@@ -237,6 +238,8 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
         "### Contextual violation (rule hit in context)", "",
         "Per rule hit (candidates: every hit of the rule matcher, excused ones included, customer speech excluded):", "",
         *_table(heads["violation"]["hits"]), "",
+        "Hybrid: a hit the rules count stays unless the model's p(real) < keep; a hit context excused comes back only",
+        "when p(real) ≥ restore (both tuned on dev: keep never drops a real dev hit, restore needs ≥ 95 % precision).", "",
         "Per utterance × category decision:", "",
         "| system | precision | recall | F1 | gold | predicted |", "|---|---|---|---|---|---|",
         *[f"| {k} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['gold']} | {v['predicted']} |"

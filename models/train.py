@@ -161,6 +161,20 @@ def export_onnx(model: MultiHeadClassifier, run_dir: Path, output: Path) -> Path
     return output / ONNX_FILE
 
 
+def _portable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Paths inside the repository recorded relative to it, so the committed manifest names no machine."""
+    root = Path(__file__).resolve().parents[1]
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).resolve().is_relative_to(root):
+            return str(Path(value).resolve().relative_to(root))
+        return value
+
+    return {key: relative(value) for key, value in settings.items()}
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """The whole recipe; returns the evaluation report (also written to the card and the run dir)."""
     from rules.detector import make_rule_detector
@@ -198,7 +212,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     manifest = {"name": MODEL_NAME, "version": MODEL_VERSION,
                 "data": "SYNTHETIC (models/data, hand-written pools); no accuracy claim",
                 "heads": {h: list(labels) for h, labels in HEADS.items()}, "thresholds": thresholds,
-                "max_length": MAX_LENGTH, "vocabulary": len(tokenizer), "parameters": parameters, "training": asdict(config) | {"device": str(device)}}
+                "max_length": MAX_LENGTH, "vocabulary": len(tokenizer), "parameters": parameters, "training": _portable(asdict(config)) | {"device": str(device)}}
     artefact = write_manifest(output, manifest, [TOKENIZER_FILE, ONNX_FILE])
     timings = {"pretrain_s": round(pretrained_at - started, 1), "total_s": round(time.perf_counter() - started, 1)}
     report: dict[str, Any] = {"log": log, "timings": timings, "pretraining_sources": per_source or
