@@ -18,7 +18,7 @@ from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
 from qa_engine.schema import Conversation, Role, Turn
-from qa_engine.scorecard import Scorecard, load_scorecard
+from qa_engine.scorecard import Scorecard, label_of, load_scorecard
 
 
 class DetectorSpec(BaseModel):
@@ -109,14 +109,14 @@ class Pipeline:
         sections = self.scorecard.section_scores(counted)
         auto_fail = self.scorecard.auto_fail_reasons(counted)
         total = 0.0 if auto_fail else self.scorecard.total(sections)
-        resolution = _label(counted, "resolution")
+        resolution = label_of(counted, "resolution")
         return ScoreReport(
             conversation_id=conversation.conversation_id, agent_id=conversation.agent_id, team=conversation.team,
             channel=conversation.channel, start_time=conversation.start_time,
             score=total, passed=not auto_fail and total >= self.scorecard.pass_threshold,
             auto_fail_reasons=auto_fail, sections=sections, resolution=resolution,
             first_contact_resolution=None if resolution is None else resolution == "resolved",
-            empathy=_label(counted, "empathy"), metrics=metrics,
+            empathy=label_of(counted, "empathy"), metrics=metrics,
             findings=sorted(found, key=lambda f: f.sort_key), versions=versions,
         )
 
@@ -131,7 +131,3 @@ class Pipeline:
         last = len(conversation.turns) - 1
         return [f for f in self.findings(conversation)
                 if f.turn == last and f.kind is FindingKind.VIOLATION and f.category != "empathy"]
-
-
-def _label(findings: list[Finding], category: str) -> str | None:
-    return next((f.label for f in findings if f.kind is FindingKind.LABEL and f.category == category), None)

@@ -107,8 +107,7 @@ class Scorecard(BaseModel):
         scores: dict[str, float | None] = {}
         for name, section in self.sections.items():
             if section.label_rule is not None:
-                label = next((f.label for f in findings
-                              if f.kind is FindingKind.LABEL and f.category == section.label_rule), None)
+                label = label_of(findings, section.label_rule)
                 scores[name] = None if label is None else section.label_scores.get(label)
             else:
                 penalty = sum(section.penalties.get(f.severity, 0.0) for f in findings
@@ -129,6 +128,12 @@ class Scorecard(BaseModel):
         applicable = [(self.sections[name].weight, score) for name, score in sections.items() if score is not None]
         weight = sum(w for w, _ in applicable)
         return round(sum(w * s for w, s in applicable) / weight, 2) if weight else 100.0
+
+
+def label_of(findings: list[Finding], category: str) -> str | None:
+    """A category's label; a model's (``match == "model"``) wins over a baseline's when both ran."""
+    labels = [f for f in findings if f.kind is FindingKind.LABEL and f.category == category]
+    return next((f.label for f in sorted(labels, key=lambda f: f.match != "model")), None)
 
 
 def parse_scorecard(text: str, source: str) -> Scorecard:

@@ -332,3 +332,22 @@ def test_empathy_model_judges_agent_turns(model_pipeline):
     labels = [f for f in findings if f.kind.value == "label"]
     assert len(labels) == 1 and labels[0].detector == "qa.empathy.model.v1"
     assert all(f.turn in (1, 2) for f in findings if f.kind.value == "signal")
+
+
+def test_scorecard_prefers_model_labels_over_baselines_in_the_same_run():
+    from qa_engine.findings import Finding, FindingKind
+    from qa_engine.pipeline import Pipeline
+
+    class Stub:
+        def __init__(self, name: str, match: str, label: str) -> None:
+            self.name, self.version, self.match, self.label = name, "1", match, label
+
+        def detect(self, conversation):
+            return [Finding(rule_id=f"resolution.{self.label}", category="resolution", kind=FindingKind.LABEL,
+                            label=self.label, match=self.match, detector=self.name, detector_version="1")]
+
+    conv = conversation(("customer", "还没到"), ("agent", "已为您催促"))
+    for order in ((Stub("lexical", "cue", "resolved"), Stub("model", "model", "unresolved")),
+                  (Stub("model", "model", "unresolved"), Stub("lexical", "cue", "resolved"))):
+        report = Pipeline(list(order)).score(conv)
+        assert report.resolution == "unresolved" and report.sections["resolution"] == 20
