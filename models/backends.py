@@ -41,6 +41,11 @@ def encode(tokenizer, inputs: Sequence[tuple[str, str | None]]) -> tuple[list[li
     return ids, types
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def pad(ids: list[list[int]], types: list[list[int]]) -> dict[str, np.ndarray]:
     """One batch padded to its own longest input (dynamic padding)."""
     width = max(map(len, ids))
@@ -81,9 +86,7 @@ class Backend(ABC):
         return out
 
     def probabilities(self, head: str, inputs: Sequence[tuple[str, str | None]]) -> np.ndarray:
-        logits = self.logits(inputs)[head]
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.logits(inputs)[head])
 
 
 class OnnxBackend(Backend):

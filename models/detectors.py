@@ -26,7 +26,7 @@ from qa_engine.schema import Conversation, Role
 from qa_engine.text import normalise
 from models import SHIPPED_MODEL
 from models.artefact import ModelUnavailable
-from models.backends import Backend, load_backend
+from models.backends import Backend, load_backend, softmax
 from models.tasks import HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, turn_input
 
 VERSION = "1.0.0"
@@ -70,7 +70,7 @@ class EmpathyModelDetector(_ModelDetector, EmpathyLexicalDetector):
         turns = conversation.turns
         spoken = [i for i, t in enumerate(turns) if t.role in (Role.AGENT, Role.CUSTOMER)]
         logits = self.backend.logits([(turn_input(turns[i].text), None) for i in spoken])
-        empathy, emotion = _softmax(logits["empathy"])[:, 1], _softmax(logits["emotion"])[:, 0]
+        empathy, emotion = softmax(logits["empathy"])[:, 1], softmax(logits["emotion"])[:, 0]
         threshold = self.artefact.threshold("empathy")
         findings: list[Finding] = []
         complaint = first_empathy = first_solution = None
@@ -175,11 +175,6 @@ def _previous_other(conversation: Conversation, index: int) -> str | None:
     role = conversation.turns[index].role
     text = next((t.text for t in reversed(conversation.turns[:index]) if t.role is not role), "")
     return turn_input(text) or None
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _backend(detector: str, fallback: str, model_dir: str | None, backend: str, device: str) -> Backend | None:
