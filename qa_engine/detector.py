@@ -38,7 +38,8 @@ class Explainer(Protocol):
 
 @runtime_checkable
 class Versioned(Protocol):
-    """A detector that reports versions of the data it loaded (e.g. rule packs)."""
+    """A detector that reports versions of the data it loaded: rule packs by pack name, model
+    artefacts as ``model.<name>`` (results record them under ``rule_packs`` and ``models``)."""
 
     def data_versions(self) -> dict[str, str]: ...
 

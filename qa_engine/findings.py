@@ -88,6 +88,8 @@ class Versions(BaseModel):
     lexicons: str
     detectors: dict[str, str]
     rule_packs: dict[str, str] = {}
+    #: model artefacts (``qa_zh_char: "0.1.0 sha256:…"``) the detectors loaded
+    models: dict[str, str] = {}
 
 
 class ScoreReport(BaseModel):

@@ -21,6 +21,9 @@ from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.scorecard import Scorecard, label_of, load_scorecard
 
 
+MODEL_PREFIX = "model."  # data_versions keys of model artefacts; the rest are rule packs
+
+
 class DetectorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,12 +60,15 @@ class Pipeline:
     @property
     def versions(self) -> Versions:
         """What the next result depends on (rule packs may have been reloaded since start)."""
-        packs: dict[str, str] = {}
+        data: dict[str, str] = {}
         for detector in self._versioned:
-            packs.update(detector.data_versions())
-        if self._versions is None or self._versions.rule_packs != packs:
+            data.update(detector.data_versions())
+        packs = {k: v for k, v in data.items() if not k.startswith(MODEL_PREFIX)}
+        models = {k[len(MODEL_PREFIX):]: v for k, v in data.items() if k.startswith(MODEL_PREFIX)}
+        if self._versions is None or (self._versions.rule_packs, self._versions.models) != (packs, models):
             self._versions = Versions(engine=__version__, scorecard=self.scorecard.id, lexicons=self.lexicons.version,
-                                      detectors={d.name: d.version for d in self.detectors}, rule_packs=packs)
+                                      detectors={d.name: d.version for d in self.detectors}, rule_packs=packs,
+                                      models=models)
         return self._versions
 
     @classmethod

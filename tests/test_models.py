@@ -303,10 +303,11 @@ def model_pipeline():
 def test_model_pipeline_records_model_version_and_checksum(model_pipeline, shipped):
     report = model_pipeline.score(conversation(("customer", "我的快递怎么还没到？"),
                                                ("agent", "很抱歉，您的订单因仓库爆单延迟发货，我们会为您补偿3元优惠券")))
-    assert report.versions.rule_packs["model.qa_zh_char"] == shipped.provenance
+    assert report.versions.models == {"qa_zh_char": shipped.provenance}
     assert {"qa.violation.model.v1", "qa.empathy.model.v1", "qa.resolution.model.v1",
             "qa.emotion.model.v1"} <= set(report.versions.detectors)
     assert any(k.startswith("ad_law") for k in report.versions.rule_packs)
+    assert not any(k.startswith("model") for k in report.versions.rule_packs)
     assert report.empathy in {"present", "late", "missing", "not_needed"}
     assert report.resolution in HEADS["resolution"]
 

@@ -359,3 +359,18 @@ def test_dashboard_renders_in_chromium_with_charts_and_transcripts(batch_folder,
         assert transcript.locator("mark").count() >= 1  # its violations highlighted
         browser.close()
     assert errors == []
+
+
+def test_model_findings_and_model_provenance_reach_the_auditor_report(tmp_path):
+    pytest.importorskip("onnxruntime")
+    sample = tmp_path / "month.jsonl"
+    sample.write_text("".join((SAMPLES / "sample_month.jsonl").read_text(encoding="utf-8").splitlines(True)[:30]),
+                      encoding="utf-8")
+    results = tmp_path / "results.jsonl"
+    config = SAMPLES.parent / "conf" / "models.yaml"
+    assert run("score", str(sample), "-o", str(results), "-c", str(config), "--no-progress").returncode == 0
+    out = tmp_path / "r.csv"
+    assert run("report", str(results), "-o", str(out)).returncode == 0
+    _, rows = csv_rows(out)
+    assert rows and all("; model qa_zh_char=0.1.0 sha256:" in r["versions"] for r in rows)
+    assert any(r["detector"].startswith("qa.violation.model.v1@") for r in rows)

@@ -150,8 +150,9 @@ def _versions_text(versions_json: str) -> str:
     v = json.loads(versions_json)
     packs = ", ".join(f"{k}={x}" for k, x in sorted(v.get("rule_packs", {}).items()))
     detectors = ", ".join(f"{k}={x}" for k, x in sorted(v.get("detectors", {}).items()))
+    models = "".join(f"; model {k}={x}" for k, x in sorted(v.get("models", {}).items()))
     return f"engine {v.get('engine')}; scorecard {v.get('scorecard')}; lexicons {v.get('lexicons')}; " \
-           f"detectors {detectors}; packs {packs}"
+           f"detectors {detectors}; packs {packs}{models}"
 
 
 @dataclass(frozen=True)
