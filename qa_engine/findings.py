@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Severity(str, Enum):
@@ -88,8 +88,9 @@ class Versions(BaseModel):
     lexicons: str
     detectors: dict[str, str]
     rule_packs: dict[str, str] = {}
-    #: model artefacts (``qa_zh_char: "0.1.0 sha256:…"``) the detectors loaded
-    models: dict[str, str] = {}
+    #: model artefacts (``qa_zh_char: "0.1.0 sha256:…"``) the detectors loaded; left out of dumps
+    #: when none (rules-only results stay as before, and Parquet has no empty struct to store)
+    models: dict[str, str] = Field(default_factory=dict, exclude_if=lambda models: not models)
 
 
 class ScoreReport(BaseModel):
