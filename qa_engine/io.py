@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from qa_engine.errors import ErrorCode, RecordError
 from qa_engine.findings import ScoreReport
 from qa_engine.schema import Conversation, parse_conversation
-from qa_engine.tables import transcript
+from qa_engine.tables import transcript, transcript_json
 
 FORMATS = ("jsonl", "parquet", "csv")
 _TURN_FIELDS = ("role", "text", "timestamp")
@@ -219,12 +219,15 @@ class ResultWriter:
         self._handle = open(self.path, "w", encoding="utf-8") if self.format == "jsonl" else None
 
     def write(self, report: ScoreReport, conversation: Conversation | None = None) -> None:
-        row = report.model_dump(mode="json")
-        if conversation is not None:
-            row["transcript"] = transcript(conversation)
         if self._handle is not None:
-            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            line = report.model_dump_json()
+            if conversation is not None:  # the report is a JSON object: add one member before its closing brace
+                line = f'{line[:-1]},"transcript":{transcript_json(conversation)}}}'
+            self._handle.write(line + "\n")
         else:
+            row = report.model_dump(mode="json")
+            if conversation is not None:
+                row["transcript"] = transcript(conversation)
             self._rows.append(row)
 
     def close(self) -> None:

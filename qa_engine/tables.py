@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from qa_engine.findings import ScoreReport, Versions
-from qa_engine.schema import Conversation
+from pydantic import TypeAdapter
+
+from qa_engine.schema import Conversation, Turn
 
 
 def versions_json(versions: Versions) -> str:
@@ -22,10 +24,17 @@ def finding_id(conversation_id: str, index: int) -> str:
     return f"{conversation_id}#{index}"
 
 
+_TURNS = TypeAdapter(tuple[Turn, ...])
+
+
 def transcript(conversation: Conversation) -> list[dict[str, Any]]:
-    """The turns as plain rows, so reports can show evidence in context."""
-    return [{"role": turn.role.value, "text": turn.text,
-             "timestamp": turn.timestamp.isoformat() if turn.timestamp else None} for turn in conversation.turns]
+    """The turns as plain rows (role, text, timestamp), so reports can show evidence in context."""
+    return _TURNS.dump_python(conversation.turns, mode="json")
+
+
+def transcript_json(conversation: Conversation) -> str:
+    """`transcript` as JSON text, serialised without building the rows first (the CLI's hot path)."""
+    return _TURNS.dump_json(conversation.turns).decode("utf-8")
 
 
 def conversation_row(report: ScoreReport, source: str = "", versions: str | None = None,

@@ -121,8 +121,7 @@ def load_results(source: Path, filters: Filters | None = None) -> Results:
     violations = [row for row in findings if row["kind"] == "violation"
                   and row["conversation_id"] in in_scope and filters.keeps_finding(row)]
     for row in violations:
-        row.setdefault("finding_id", None)
-        row["finding_id"] = row["finding_id"] or finding_id(row["conversation_id"], row["finding_index"])
+        row["finding_id"] = row.get("finding_id") or finding_id(row["conversation_id"], row["finding_index"])
     return Results(source, kept, violations, filters, load_verdicts(verdicts_path(source)), len(conversations))
 
 
