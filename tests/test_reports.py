@@ -164,6 +164,13 @@ def test_filters_keep_exactly_what_they_name(batch_folder, tmp_path, args, keep)
     assert 0 < len(rows) == len(expected) < len(expected_violations(batch_folder))
 
 
+def test_filters_that_match_nothing_give_an_empty_report_and_say_so(score_file, tmp_path):
+    out = tmp_path / "empty.xlsx"
+    result = run("report", str(score_file), "-o", str(out), "--team", "不存在的组")
+    assert result.returncode == 0 and "no conversation matches the filters (team 不存在的组)" in result.stderr
+    assert openpyxl.load_workbook(out)["Violations"].max_row == 1
+
+
 def test_bad_filter_values_are_refused(batch_folder, tmp_path):
     result = run("report", str(batch_folder), "-o", str(tmp_path / "x.csv"), "--from", "10/01/2026")
     assert result.returncode != 0 and "2026-11-01" in result.stdout + result.stderr

@@ -51,6 +51,9 @@ def report(
     except (ResultsError, ValueError) as exc:
         err_console.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    if summary.conversations == 0:
+        err_console.print(f"[yellow]warning[/yellow] no conversation matches the filters ({escape(filters.describe())}): "
+                          "the report is empty — check the team / agent names and the dates")
     masking = "personal data masked" if summary.masked else "[bold red]personal data UNMASKED[/bold red]"
     console.print(f"{summary.format} report: {summary.violations} violations in {summary.conversations} conversations, "
                   f"{masking}, {summary.seconds:.1f} s → {escape(str(summary.path))}")
