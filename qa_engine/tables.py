@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qa_engine.findings import ScoreReport, Versions
 from pydantic import TypeAdapter
 
+from qa_engine.findings import ScoreReport, Versions
 from qa_engine.schema import Conversation, Turn
 
 

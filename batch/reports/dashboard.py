@@ -38,7 +38,7 @@ def _rate(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def _team_stats(conversations: list[dict[str, Any]], violations_by_conversation: Counter[str]) -> dict[str, Any]:
+def _stats(conversations: list[dict[str, Any]], violations_by_conversation: Counter[str]) -> dict[str, Any]:
     empathy = [c["empathy"] == "present" for c in conversations if c.get("empathy") in ("present", "late", "missing")]
     resolution = Counter(c.get("resolution") for c in conversations if c.get("resolution"))
     fcr = [bool(c["first_contact_resolution"]) for c in conversations if c.get("first_contact_resolution") is not None]
@@ -64,15 +64,15 @@ def render_dashboard(results: Results, rows: list[dict[str, Any]], tables: list[
     """The dashboard HTML for the results in scope and their auditor rows."""
     conversations = results.conversations
     violations_by_conversation = Counter(row["conversation_id"] for row in rows)
-    overall = _team_stats(conversations, violations_by_conversation)
+    overall = _stats(conversations, violations_by_conversation)
     by_team: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_agent: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for c in conversations:
         by_team[c.get("team") or "—"].append(c)
         by_agent[(c.get("team") or "—", c.get("agent_id") or "—")].append(c)
-    teams = sorted(((team, _team_stats(cs, violations_by_conversation)) for team, cs in by_team.items()),
+    teams = sorted(((team, _stats(cs, violations_by_conversation)) for team, cs in by_team.items()),
                    key=lambda t: -(t[1]["mean_score"] or 0))
-    agents = sorted(((team, agent, _team_stats(cs, violations_by_conversation)) for (team, agent), cs in by_agent.items()),
+    agents = sorted(((team, agent, _stats(cs, violations_by_conversation)) for (team, agent), cs in by_agent.items()),
                     key=lambda a: (-(a[2]["mean_score"] or 0), a[1]))
     named = {t.name: t for t in tables}
     by_day = named["by_day"]
@@ -101,12 +101,10 @@ def render_dashboard(results: Results, rows: list[dict[str, Any]], tables: list[
                                     "Lowest mean score, agents 待辅导客服", "{:.1f}", charts.PALETTE[3], 100),
     }
     figures = {name: Markup(svg) for name, svg in figures.items()}
-    spans = {f["finding_id"]: (f.get("start"), f.get("end")) for f in results.violations}
     rows_by_conversation: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["conversation_id"] in linked:
-            start, end = spans[row["finding_id"]]
-            rows_by_conversation[row["conversation_id"]].append({**row, "_start": start, "_end": end})
+            rows_by_conversation[row["conversation_id"]].append(row)
     transcripts = [_transcript(c, rows_by_conversation[c["conversation_id"]], masking)
                    for c in conversations if c["conversation_id"] in linked]
     return _environment.get_template("dashboard.html").render(
@@ -121,7 +119,7 @@ def _transcript(conversation: dict[str, Any], rows: list[dict[str, Any]], maskin
     """The conversation's turns, each violation's span highlighted, personal data masked."""
     turns = []
     for index, turn in enumerate(conversation.get("transcript") or []):
-        marks = [(r["_start"], r["_end"], r) for r in rows if r["turn"] == index and r["_start"] is not None]
+        marks = [(r["start"], r["end"], r) for r in rows if r["turn"] == index and r["start"] is not None]
         turns.append({"role": turn["role"], "timestamp": turn.get("timestamp"),
                       "pieces": segments(turn["text"], masking.spans(turn["text"]), marks)})
     return {"conversation": conversation, "turns": turns, "findings": rows}

@@ -62,23 +62,22 @@ def import_verdicts(verdicts_csv: Path, results_source: Path, now: datetime | No
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     unchanged = unreviewed = 0
-    for line, row in rows:
-        verdict = (row.get("verdict") or "").strip().lower()
-        if verdict in NOT_REVIEWED:
+    for line, raw in rows:
+        row = _cleaned(raw)
+        if row["verdict"] in NOT_REVIEWED:
             unreviewed += 1
             continue
-        in_force = results.verdicts.get((row.get("finding_id") or "").strip())
+        in_force = results.verdicts.get(row["finding_id"])
         if in_force and (in_force["verdict"], in_force["reviewer"], in_force["reason"]) == (
-                VERDICTS.get(verdict, verdict), (row.get("reviewer") or "").strip(), (row.get("reason") or "").strip()):
+                VERDICTS.get(row["verdict"]), row["reviewer"], row["reason"]):
             unchanged += 1
             continue
-        problem = _problem(row, known)
+        problem = _problem(row, raw, known)
         if problem:
-            bad.append({"source": str(verdicts_csv), "row": line, "reason": problem, "raw": row})
+            bad.append({"source": str(verdicts_csv), "row": line, "reason": problem, "raw": raw})
             continue
-        good.append({"finding_id": row["finding_id"].strip(), "verdict": VERDICTS[verdict],
-                     "reviewer": row["reviewer"].strip(), "reason": (row.get("reason") or "").strip(),
-                     "reviewed_at": (row.get("reviewed_at") or "").strip() or None,
+        good.append({"finding_id": row["finding_id"], "verdict": VERDICTS[row["verdict"]],
+                     "reviewer": row["reviewer"], "reason": row["reason"], "reviewed_at": row["reviewed_at"] or None,
                      "imported_at": now.isoformat(), "imported_from": str(verdicts_csv)})
     store = verdicts_path(Path(results_source))
     if good:
@@ -109,16 +108,21 @@ def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
     return [(preamble + reader.line_num, row) for row in reader]
 
 
-def _problem(row: dict[str, str | None], known: set[str]) -> str | None:
-    finding = (row.get("finding_id") or "").strip()
-    verdict = (row.get("verdict") or "").strip().lower()
-    if not finding:
+def _cleaned(raw: dict[str, str | None]) -> dict[str, str]:
+    """The fields a verdict uses, stripped; the verdict lower-cased."""
+    row = {key: (raw.get(key) or "").strip() for key in (*REQUIRED, "reason", "reviewed_at")}
+    row["verdict"] = row["verdict"].lower()
+    return row
+
+
+def _problem(row: dict[str, str], raw: dict[str, str | None], known: set[str]) -> str | None:
+    if not row["finding_id"]:
         return "field 'finding_id' is empty"
-    if finding not in known:
-        return f"field 'finding_id': {finding!r} is not a violation finding of these results"
-    if verdict not in VERDICTS:
-        return f"field 'verdict': {row.get('verdict')!r} is not one of confirm, overturn"
-    if not (row.get("reviewer") or "").strip():
+    if row["finding_id"] not in known:
+        return f"field 'finding_id': {row['finding_id']!r} is not a violation finding of these results"
+    if row["verdict"] not in VERDICTS:
+        return f"field 'verdict': {raw.get('verdict')!r} is not one of confirm, overturn"
+    if not row["reviewer"]:
         return "field 'reviewer' is empty"
     return None
 

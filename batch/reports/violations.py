@@ -109,7 +109,8 @@ class Masking:
 
 
 def violation_rows(results: Results, masking: Masking) -> list[dict[str, Any]]:
-    """One row per violation finding, in conversation order, columns as `COLUMNS`."""
+    """One row per violation finding, in conversation order: the `COLUMNS` exports write, plus the
+    evidence span (``start``, ``end``) the dashboard highlights."""
     conversations = results.by_conversation
     rows = []
     for finding in results.violations:
@@ -132,6 +133,7 @@ def violation_rows(results: Results, masking: Masking) -> list[dict[str, Any]]:
             "rule_id": finding["rule_id"], "category": finding["category"], "severity": finding["severity"],
             "citation": finding.get("citation") or "", "message": finding.get("message") or "",
             "evidence": evidence, "turn_text": turn_text, "turn": finding.get("turn"),
+            "start": finding.get("start"), "end": finding.get("end"),  # not exported: the dashboard's highlight
             "speaker": (turn or {}).get("role"), "rewrite": finding.get("rewrite") or "",
             "match": finding.get("match"), "confidence": finding.get("confidence"),
             "detector": f"{finding.get('detector')}@{finding.get('detector_version')}",
