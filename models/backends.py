@@ -67,15 +67,23 @@ class Backend(ABC):
         self.tokenizer = tokenizer
         self.device = device
         self.batch_size = batch_size
+        self._memo: tuple[tuple, dict[str, np.ndarray]] | None = None
 
     @abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
         """One padded batch → logits per head, in HEADS order."""
 
     def logits(self, inputs: Sequence[tuple[str, str | None]]) -> dict[str, np.ndarray]:
-        """Every head's logits for each (text, pair), in input order."""
+        """Every head's logits for each (text, pair), in input order.
+
+        The last call is memoised: detectors judging the same turns with different heads (empathy,
+        emotion) share one forward pass."""
         if not inputs:
             return {head: np.zeros((0, len(labels)), np.float32) for head, labels in HEADS.items()}
+        key = tuple(inputs)
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
         ids, types = encode(self.tokenizer, inputs)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = {head: np.zeros((len(ids), len(labels)), np.float32) for head, labels in HEADS.items()}
@@ -83,6 +91,7 @@ class Backend(ABC):
             batch = order[start:start + self.batch_size]
             for head, logits in zip(HEADS, self._run(pad([ids[i] for i in batch], [types[i] for i in batch]))):
                 out[head][batch] = logits
+        self._memo = (key, out)
         return out
 
     def probabilities(self, head: str, inputs: Sequence[tuple[str, str | None]]) -> np.ndarray:
@@ -104,7 +113,7 @@ class OnnxBackend(Backend):
         if device == "cuda" and not cuda:
             raise ModelUnavailable("device 'cuda' asked for, but onnxruntime has no CUDAExecutionProvider "
                                    "(install the gpu extra: onnxruntime-gpu)")
-        super().__init__(load_tokenizer(artefact.directory), "cuda" if cuda else "cpu", batch_size, artefact)
+        super().__init__(load_tokenizer(artefact.directory, artefact.manifest.get("tokenizer")), "cuda" if cuda else "cpu", batch_size, artefact)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
@@ -143,7 +152,7 @@ class TorchBackend(Backend):
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(load_checkpoint(checkpoint), load_tokenizer(artefact.directory), device, batch_size, artefact)
+        return cls(load_checkpoint(checkpoint), load_tokenizer(artefact.directory, artefact.manifest.get("tokenizer")), device, batch_size, artefact)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
         torch = self._torch

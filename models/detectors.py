@@ -27,7 +27,7 @@ from qa_engine.text import normalise
 from models import SHIPPED_MODEL
 from models.artefact import ModelUnavailable
 from models.backends import Backend, load_backend, softmax
-from models.tasks import HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, turn_input
+from models.tasks import HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, previous_other, turn_input, turn_pair
 
 VERSION = "1.0.0"
 
@@ -68,8 +68,7 @@ class EmpathyModelDetector(_ModelDetector, EmpathyLexicalDetector):
 
     def detect(self, conversation: Conversation) -> list[Finding]:
         turns = conversation.turns
-        spoken = [i for i, t in enumerate(turns) if t.role in (Role.AGENT, Role.CUSTOMER)]
-        logits = self.backend.logits([(turn_input(turns[i].text), None) for i in spoken])
+        spoken, logits = turn_logits(self.backend, conversation)
         empathy, emotion = softmax(logits["empathy"])[:, 1], softmax(logits["emotion"])[:, 0]
         threshold = self.artefact.threshold("empathy")
         findings: list[Finding] = []
@@ -120,7 +119,8 @@ class EmotionModelDetector(_ModelDetector):
         if last is None:
             return []
         text = conversation.turns[last].text
-        probs = self.backend.probabilities("emotion", [(turn_input(text), None)])[0]
+        spoken, logits = turn_logits(self.backend, conversation)
+        probs = softmax(logits["emotion"][spoken.index(last):spoken.index(last) + 1])[0]
         label = HEADS["emotion"][int(probs.argmax())]
         return [self._finding(f"emotion.{label}", "emotion", FindingKind.LABEL, last, probs.max(), label=label,
                               evidence=text)]
@@ -158,7 +158,8 @@ class HybridViolationDetector(_ModelDetector):
         hits = self.rules.explain(conversation)
         candidates = [h for h in hits if is_candidate(h)]
         probs = self.backend.probabilities("violation", [
-            (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category), _previous_other(conversation, h.turn))
+            (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category),
+             turn_input(previous_other(conversation, h.turn) or "") or None)
             for h in candidates])[:, 1] if candidates else np.zeros(0)
         keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
         decided = [h for h in hits if h not in candidates]
@@ -171,10 +172,12 @@ class HybridViolationDetector(_ModelDetector):
         return decided
 
 
-def _previous_other(conversation: Conversation, index: int) -> str | None:
-    role = conversation.turns[index].role
-    text = next((t.text for t in reversed(conversation.turns[:index]) if t.role is not role), "")
-    return turn_input(text) or None
+def turn_logits(backend: Backend, conversation: Conversation) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Every head's logits for each agent and customer turn (with the turn it answers): one forward
+    pass a turn, shared by the empathy and emotion detectors through the backend's memo."""
+    turns = conversation.turns
+    spoken = [i for i, t in enumerate(turns) if t.role in (Role.AGENT, Role.CUSTOMER)]
+    return spoken, backend.logits([turn_pair(turns[i].text, previous_other(conversation, i)) for i in spoken])
 
 
 def _backend(detector: str, fallback: str, model_dir: str | None, backend: str, device: str) -> Backend | None:

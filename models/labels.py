@@ -174,6 +174,47 @@ def load_dataset(directory: Path = DATA_DIR) -> Dataset:
     return Dataset(_read_jsonl(directory / "conversations.jsonl"), _read_jsonl(directory / "utterances.jsonl"))
 
 
+REAL_DIR = DATA_DIR / "real"
+EMOTION_OF_SATISFACTION = ("negative", "neutral", "positive")  # USDA 3-class: 0 dissatisfied, 1 neutral, 2 satisfied
+
+
+def load_real_dataset(corpora: Path, label_dir: Path = REAL_DIR) -> Dataset:
+    """The labelled real corpora: label files (by reference) joined with the converted conversations.
+
+    Agent turns carry the adjudicated empathy / compliance labels; customer turns of JDDC carry
+    the raters' satisfaction as emotion (nothing relabelled); every labelled conversation carries
+    resolution and emotion at the end. Splits come from the conversation id (``models.annotation``).
+    """
+    from models.annotation import split_of, turn_id
+    from models.corpus import conversations as corpus_conversations
+
+    agent = {row["id"]: row for row in _read_jsonl(label_dir / "agent_turns.jsonl")}
+    labelled = {row["id"]: row for row in _read_jsonl(label_dir / "conversations.jsonl")}
+    records, rows = [], []
+    for conversation in corpus_conversations(corpora):
+        cid, split = conversation.conversation_id, split_of(conversation.conversation_id)
+        satisfaction = conversation.metadata.get("satisfaction") or [None] * len(conversation.turns)
+        turns = []
+        for index, turn in enumerate(conversation.turns):
+            tid = turn_id(cid, index)
+            context = next((t.text for t in reversed(conversation.turns[:index]) if t.role != turn.role), "")
+            row = {"id": tid, "split": split, "role": turn.role.value, "text": turn.text, "context": context,
+                   "conversation_id": cid, "source": tid}
+            if tid in agent:
+                row |= {"empathy": bool(agent[tid]["empathy"]), "compliance": list(agent[tid]["compliance"])}
+            elif turn.role.value == "customer" and satisfaction[index] is not None:
+                row["emotion"] = EMOTION_OF_SATISFACTION[satisfaction[index]]
+            if len(row) > 7:
+                rows.append(row)
+            turns.append({"role": turn.role.value, "text": turn.text})
+        if cid in labelled:
+            records.append({"conversation_id": cid, "split": split, "source": cid,
+                            "labels": {"resolution": labelled[cid]["resolution"],
+                                       "emotion_end": labelled[cid]["emotion_end"]},
+                            "satisfaction": conversation.metadata.get("overall_satisfaction"), "turns": turns})
+    return Dataset(records, rows)
+
+
 def sample_dialogues() -> list[dict[str, Any]]:
     """The project's 48 hand-labelled sample dialogues (qa_engine/samples) as extra *training* conversations.
 

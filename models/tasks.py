@@ -23,6 +23,8 @@ HEADS: dict[str, tuple[str, ...]] = {
     "resolution": ("resolved", "unresolved", "escalated"),  # whole conversation
 }
 _CONVERSATION_BUDGET = MAX_LENGTH - 2  # characters ≈ tokens for a char tokenizer
+TURN_CHARS = 120     # a turn is judged on its first 120 characters (real agent turns run to several hundred)
+CONTEXT_CHARS = 48   # ... and the end of the other speaker's turn before it
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,25 @@ class Example:
     label: int = -1
     source: str = ""
     rule: int = -1  # violation head: the rule detector's own decision on the hit (1 counted, 0 excused)
+    soft: tuple[float, ...] | None = None  # the teacher's probabilities (distillation target)
 
 
 def turn_input(text: str) -> str:
     return fold(text)
+
+
+def turn_pair(text: str, context: str | None) -> tuple[str, str | None]:
+    """A turn as every turn head reads it: its text, and the end of the other speaker's turn before it.
+
+    Empathy and customer emotion are judged on the same input, so one forward pass per turn serves both.
+    """
+    return fold(text)[:TURN_CHARS], (fold(context)[-CONTEXT_CHARS:] if context else None) or None
+
+
+def previous_other(conversation: Conversation, index: int) -> str | None:
+    """The last turn before ``index`` spoken by someone else (what a turn answers or reacts to)."""
+    role = conversation.turns[index].role
+    return next((t.text for t in reversed(conversation.turns[:index]) if t.role is not role), None)
 
 
 def conversation_input(turns: Sequence[Turn]) -> str:
@@ -83,10 +100,11 @@ def turn_examples(rows: Iterable[dict[str, Any]]) -> list[Example]:
     """Empathy examples from agent utterances, emotion examples from customer ones."""
     examples = []
     for row in rows:
+        text, pair = turn_pair(row["text"], row.get("context"))
         if row["role"] == "agent":
-            examples.append(Example("empathy", turn_input(row["text"]), label=int(row["empathy"]), source=row["id"]))
+            examples.append(Example("empathy", text, pair, label=int(row["empathy"]), source=row["id"]))
         else:
-            examples.append(Example("emotion", turn_input(row["text"]), label=HEADS["emotion"].index(row["emotion"]),
+            examples.append(Example("emotion", text, pair, label=HEADS["emotion"].index(row["emotion"]),
                                     source=row["id"]))
     return examples
 
@@ -147,3 +165,34 @@ def golden_case_examples(rule_detector: Any, case_files: Iterable[Any]) -> list[
                                         source=f"{path.name}:{number}:{hit.rule_id}",
                                         rule=int(hit.suppressed_by is None)))
     return examples
+
+
+def unlabelled_examples(conversations: Iterable[Conversation], labelled: set[str]) -> list[Example]:
+    """Turn and conversation inputs without gold labels, for distillation (the teacher's probabilities
+    become their targets). ``labelled``: turn and conversation ids that already have gold examples."""
+    examples = []
+    for conversation in conversations:
+        cid = conversation.conversation_id
+        for index, turn in enumerate(conversation.turns):
+            source = f"{cid}#{index}"
+            head = {Role.AGENT: "empathy", Role.CUSTOMER: "emotion"}.get(turn.role)
+            if head and source not in labelled:
+                examples.append(Example(head, *turn_pair(turn.text, previous_other(conversation, index)), source=source))
+        if cid not in labelled:
+            examples.append(Example("resolution", conversation_input(conversation.turns), source=cid))
+    return examples
+
+
+def with_soft_labels(examples: Sequence[Example], backend: Any) -> list[Example]:
+    """Each example with the teacher's (``backend``) probabilities for its head attached."""
+    from dataclasses import replace
+
+    out = list(examples)
+    for head in HEADS:
+        chosen = [i for i, e in enumerate(out) if e.head == head]
+        if not chosen:
+            continue
+        probs = backend.probabilities(head, [(out[i].text, out[i].pair) for i in chosen])
+        for i, p in zip(chosen, probs):
+            out[i] = replace(out[i], soft=tuple(round(float(v), 6) for v in p))
+    return out

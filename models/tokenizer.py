@@ -67,11 +67,12 @@ def build_tokenizer(vocab: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=core, **_TOKENIZER_ARGS)
 
 
-def load_tokenizer(directory: Path):
+def load_tokenizer(directory: Path, special_tokens: dict | None = None):
+    """The tokenizer saved as ``tokenizer.json`` in ``directory``; ``special_tokens`` from the artefact's
+    manifest when it is not the character tokenizer (the e5 teacher's XLM-R pieces)."""
     from transformers import PreTrainedTokenizerFast
 
-    """The tokenizer saved as ``tokenizer.json`` in ``directory`` (the shipped artefact)."""
-    return PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"), **_TOKENIZER_ARGS)
+    return PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"), **(special_tokens or _TOKENIZER_ARGS))
 
 
 def save_tokenizer(tokenizer, directory: Path) -> Path:

@@ -20,14 +20,15 @@ import torch
 from torch.nn import functional as F
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, write_manifest
+from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, ModelArtefact, write_manifest
 from models.backends import INPUT_NAMES, OnnxBackend, TorchBackend, encode, pad
-from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, TrainConfig
-from models.corpus import bundled_sources, pretraining_texts
-from models.labels import Dataset, load_dataset, sample_dialogues
+from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, FinetuneSettings, TrainConfig
+from models.corpus import bundled_texts
+from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
-                          resolution_examples, turn_examples, turn_input, violation_examples)
+                          resolution_examples, turn_examples, turn_input, unlabelled_examples, violation_examples,
+                          with_soft_labels)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -89,40 +90,54 @@ def _batches(examples: list[Example], size: int, rng: random.Random) -> list[lis
     return batches
 
 
-def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, config: TrainConfig,
-             device: torch.device, log: list[str]) -> MultiHeadClassifier:
-    seed_everything(config.seed)
+def _targets(batch: list[Example], classes: int, device: torch.device) -> torch.Tensor:
+    """Per example the distribution to learn: the gold label, the teacher's probabilities, or both halved."""
+    rows = []
+    for example in batch:
+        gold = F.one_hot(torch.tensor(example.label), classes).float() if example.label >= 0 else None
+        soft = torch.tensor(example.soft, dtype=torch.float32) if example.soft is not None else None
+        rows.append(gold if soft is None else soft if gold is None else (gold + soft) / 2)
+    return torch.stack(rows).to(device)
+
+
+def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, settings: FinetuneSettings,
+             device: torch.device, log: list[str], name: str = "fine-tune") -> MultiHeadClassifier:
+    """Multi-head training on gold labels and, where an example has them, a teacher's soft labels."""
+    seed_everything(settings.seed)
     model.to(device).train()
-    rng = random.Random(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.finetune_lr, weight_decay=0.01)
-    steps = config.finetune_epochs * len(_batches(examples, config.finetune_batch, random.Random(0)))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.finetune_lr, total_steps=max(steps, 1), pct_start=0.1)
+    rng = random.Random(settings.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
+    steps = settings.epochs * len(_batches(examples, settings.batch, random.Random(0)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=max(steps, 1), pct_start=0.1)
     head_index = {head: i for i, head in enumerate(HEADS)}
     started = time.perf_counter()
-    for epoch in range(config.finetune_epochs):
+    for epoch in range(settings.epochs):
         total = 0.0
-        for batch in _batches(examples, config.finetune_batch, rng):
+        for batch in _batches(examples, settings.batch, rng):
+            head = batch[0].head
             feeds = pad(*encode(tokenizer, [(e.text, e.pair) for e in batch]))
-            logits = model(**{name: torch.from_numpy(array).to(device) for name, array in feeds.items()})[
-                head_index[batch[0].head]]
-            loss = F.cross_entropy(logits, torch.tensor([e.label for e in batch], device=device))
+            logits = model(**{name: torch.from_numpy(array).to(device) for name, array in feeds.items()})[head_index[head]]
+            loss = -(_targets(batch, len(HEADS[head]), device) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
             total += loss.item() * len(batch)
-        log.append(f"fine-tune epoch {epoch}: loss {total / len(examples):.3f} ({time.perf_counter() - started:.0f} s)")
+        log.append(f"{name} epoch {epoch}: loss {total / len(examples):.3f} ({time.perf_counter() - started:.0f} s)")
     return model.eval()
 
 
-def head_examples(data: Dataset, rule_detector, extra_training: bool = False) -> list[Example]:
-    """The examples of one split; ``extra_training`` adds the golden cases and the sample dialogues (train only)."""
+def head_examples(data: Dataset, rule_detector, extra_training: bool = False, synthetic: bool = True) -> list[Example]:
+    """The examples of one split; ``extra_training`` adds the golden cases (and, for the synthetic set,
+    the sample dialogues) — train only."""
     examples = [*turn_examples(data.utterances), *violation_examples(data.utterances, rule_detector),
                 *resolution_examples(data.conversations)]
     if extra_training:
         packs = Path(rule_detector.watched_files()[0]).parent
         examples += golden_case_examples(rule_detector, sorted(packs.glob("*.cases.yaml")))
+        if not synthetic:
+            return examples
         samples = sample_dialogues()
         examples += resolution_examples(samples)
         examples += [Example("emotion", turn_input(next(t["text"] for t in reversed(r["turns"]) if t["role"] == "customer")),
@@ -175,8 +190,52 @@ def _portable(settings: dict[str, Any]) -> dict[str, Any]:
     return {key: relative(value) for key, value in settings.items()}
 
 
+def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples: list[Example], config: TrainConfig,
+                   device: torch.device, run_dir: Path, log: list[str]) -> tuple[Any, ModelArtefact]:
+    """Fine-tune the e5 teacher; saved as an artefact in the run dir (never shipped: hundreds of MB)."""
+    from models.teacher import TEACHER_NAME, TEACHER_VERSION, XLMR_TOKENS, build_teacher
+
+    started = time.perf_counter()
+    teacher, tokenizer, info = build_teacher(texts, config.teacher_layers)
+    log.append(f"teacher: e5-small, {teacher.config.num_hidden_layers} layers, vocabulary pruned "
+               f"{info.get('vocab_before')} → {info.get('vocab_after')} ({time.perf_counter() - started:.0f} s)")
+    teacher = finetune(teacher, train_examples, tokenizer, config.teacher_settings(), device, log, "teacher")
+    backend = TorchBackend(teacher, tokenizer, str(device))
+    thresholds = tune_thresholds(backend, dev_examples)
+    directory = run_dir / TEACHER_NAME
+    directory.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(teacher, directory / TORCH_FILE)
+    tokenizer.backend_tokenizer.save(str(directory / TOKENIZER_FILE))
+    manifest = {"name": TEACHER_NAME, "version": TEACHER_VERSION, "heads": {h: list(v) for h, v in HEADS.items()},
+                "thresholds": thresholds, "tokenizer": XLMR_TOKENS, "source": info,
+                "layers": teacher.config.num_hidden_layers, "vocabulary": teacher.config.vocab_size}
+    artefact = write_manifest(directory, manifest, [TOKENIZER_FILE, TORCH_FILE])
+    backend.artefact = artefact
+    log.append(f"teacher trained and saved to {directory} ({time.perf_counter() - started:.0f} s)")
+    return backend, artefact
+
+
+def _real_data(config: TrainConfig) -> tuple[Dataset, list[str], list[Any], dict[str, int]]:
+    """The labelled real corpora, their non-test text for pretraining, and every non-test conversation."""
+    from models.annotation import split_of
+    from models.corpus import conversations, real_texts
+
+    root = Path(config.corpora[0])
+    data = load_real_dataset(root, Path(config.labels_dir))
+    dialogues = conversations(root)
+    test_texts = {t.text.strip() for c in dialogues if split_of(c.conversation_id) == "test" for t in c.turns}
+    texts = [t for t in real_texts(root) if t not in test_texts]
+    pool = [c for c in dialogues if split_of(c.conversation_id) == "train"]
+    return data, texts, pool, {str(root): len(texts)}
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
-    """The whole recipe; returns the evaluation report (also written to the card and the run dir)."""
+    """The whole recipe; returns the evaluation report (also written to the card and the run dir).
+
+    With a corpus (``--corpus ../shared/corpora``): real labelled data (``models/data/real``), the e5
+    teacher fine-tuned and distilled into the character student. Without one: the bundled synthetic
+    set and no teacher (tests, demos).
+    """
     from rules.detector import make_rule_detector
 
     started = time.perf_counter()
@@ -186,43 +245,61 @@ def train(config: TrainConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = ProgressLog()
     log.append(f"device {device}")
-    data = load_dataset(Path(config.data_dir))
-    train_data, dev_data, test_data = data.split("train"), data.split("dev"), data.split("test")
-    test_texts = {u["text"] for u in test_data.utterances}
-    corpora = [Path(c) for c in config.corpora]
-    texts, per_source = pretraining_texts(corpora or bundled_sources(), exclude=test_texts)
-    texts += [conversation_input(conversation_of(c).turns) for c in (*train_data.conversations, *dev_data.conversations)]
-    texts += [u["text"] for u in (*train_data.utterances, *dev_data.utterances)]
-    texts = list(dict.fromkeys(texts))
-    tokenizer = build_tokenizer(build_vocab(texts))
-    save_tokenizer(tokenizer, output)
-    log.append(f"vocabulary {len(tokenizer)}; pretraining texts {len(texts)} ({sum(map(len, texts))} characters)")
+    real = bool(config.corpora)
+    if real:
+        data, texts, pool, per_source = _real_data(config)
+    else:
+        data = load_dataset(Path(config.data_dir))
+        test_texts = {u["text"] for u in data.split("test").utterances}
+        texts = [t for t in bundled_texts() if t not in test_texts]
+        texts += [u["text"] for u in data.utterances if u["split"] != "test"]
+        pool, per_source = [], {"bundled synthetic text": len(texts)}
+    train_data, dev_data = data.split("train"), data.split("dev")
+    rules = make_rule_detector()
+    train_examples = head_examples(train_data, rules, extra_training=True, synthetic=not real)
+    dev_examples = head_examples(dev_data, rules)
 
-    encoder = pretrain(texts, tokenizer, config, device, log)
+    teacher = teacher_artefact = None
+    if real and config.teacher_layers:
+        teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, config, device, run_dir, log)
+        labelled = {e.source.split(":")[0] for e in train_examples}
+        distil = unlabelled_examples(pool, labelled)
+        train_examples = with_soft_labels(train_examples, teacher) + with_soft_labels(distil, teacher)
+        log.append(f"distillation: {len(distil)} unlabelled train-split inputs with the teacher's probabilities")
+    pretrain_texts = list(dict.fromkeys(texts + [conversation_input(conversation_of(c).turns)
+                                                 for c in (*train_data.conversations, *dev_data.conversations)]))
+    tokenizer = build_tokenizer(build_vocab(pretrain_texts))
+    save_tokenizer(tokenizer, output)
+    log.append(f"vocabulary {len(tokenizer)}; pretraining texts {len(pretrain_texts)} "
+               f"({sum(map(len, pretrain_texts))} characters)")
+    encoder = pretrain(pretrain_texts, tokenizer, config, device, log)
     pretrained_at = time.perf_counter()
     model = MultiHeadClassifier(encoder_config(len(tokenizer), config.hidden, config.layers, config.attention_heads))
     model.bert.load_state_dict(encoder)
-    rules = make_rule_detector()
-    train_examples = head_examples(train_data, rules, extra_training=True)
-    model = finetune(model, train_examples, tokenizer, config, device, log)
+    model = finetune(model, train_examples, tokenizer, config.student_settings(), device, log, "student")
     save_checkpoint(model, run_dir / TORCH_FILE)
-    thresholds = tune_thresholds(TorchBackend(model, tokenizer, str(device)), head_examples(dev_data, rules))
+    thresholds = tune_thresholds(TorchBackend(model, tokenizer, str(device)), dev_examples)
     export_onnx(model, run_dir, output)
     parameters = sum(p.numel() for p in model.parameters())
     manifest = {"name": MODEL_NAME, "version": MODEL_VERSION,
-                "data": "SYNTHETIC (models/data, hand-written pools); no accuracy claim",
+                "data": ("REAL, research-only: JDDC (USS/USDA) and ECD sample, labels in models/data/real"
+                         if real else "SYNTHETIC (models/data, hand-written pools); no accuracy claim"),
                 "heads": {h: list(labels) for h, labels in HEADS.items()}, "thresholds": thresholds,
-                "max_length": MAX_LENGTH, "vocabulary": len(tokenizer), "parameters": parameters, "training": _portable(asdict(config)) | {"device": str(device)}}
+                "max_length": MAX_LENGTH, "vocabulary": len(tokenizer), "parameters": parameters,
+                "teacher": teacher_artefact and {"name": teacher_artefact.name, "provenance": teacher_artefact.provenance},
+                "training": _portable(asdict(config)) | {"device": str(device)}}
     artefact = write_manifest(output, manifest, [TOKENIZER_FILE, ONNX_FILE])
     timings = {"pretrain_s": round(pretrained_at - started, 1), "total_s": round(time.perf_counter() - started, 1)}
-    report: dict[str, Any] = {"log": log, "timings": timings, "pretraining_sources": per_source or
-                              {str(c): None for c in corpora}, "parameters": parameters}
+    report: dict[str, Any] = {"log": log, "timings": timings, "pretraining_sources": per_source,
+                              "parameters": parameters, "real": real}
     if config.write_card:
         from models.evaluate import evaluate, write_card
 
-        shipped = OnnxBackend(artefact, "cpu")
+        systems = {"student (shipped int8 ONNX)": OnnxBackend(artefact, "cpu")}
+        if teacher is not None:
+            systems = {"teacher (e5-small fp32)": teacher} | systems
         fp32 = TorchBackend(model, tokenizer, str(device))
-        report |= evaluate(shipped, fp32, artefact, data, rules, len(train_examples))
+        report |= evaluate(systems, fp32, artefact, data, rules, len(train_examples))
         write_card(output / "CARD.md", artefact, report)
     (run_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report

@@ -96,7 +96,9 @@ def _parse(source: str, row: int, record: Any, raw: str) -> Loaded:
         return _quarantine(source, row, exc, cid, raw)
 
 
-def load_jsonl(path: Path) -> Iterator[Loaded]:
+def load_jsonl(path: Path, adapt: Callable[[Any], Any] | None = None) -> Iterator[Loaded]:
+    """One conversation a line; ``adapt`` maps another layout's record (a corpus row) to ours first,
+    so converted corpora pass the same validation and quarantine as any input."""
     source = str(path)
     with open(path, "rb") as handle:
         for row, line in enumerate(handle, start=1):
@@ -113,6 +115,13 @@ def load_jsonl(path: Path) -> Iterator[Loaded]:
             except json.JSONDecodeError as exc:
                 yield _quarantine(source, row, RecordError(ErrorCode.E001, detail=str(exc)), raw=text.rstrip("\n"))
                 continue
+            if adapt is not None:
+                try:
+                    record = adapt(record)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    error = RecordError(ErrorCode.E003, field="<record>", detail=f"not a corpus row: {exc!r}")
+                    yield _quarantine(source, row, error, raw=text.rstrip("\n"))
+                    continue
             yield _parse(source, row, record, text.rstrip("\n"))
 
 
