@@ -1,85 +1,87 @@
-"""Model inference speed: torch fp32 vs onnxruntime int8 on the CPU, batch 1 and 64, in one run.
+"""Scoring speed with the models configuration beside rules-only, on real-length conversations, in one run.
 
-Times the whole backend call per batch (tokenisation, length bucketing, dynamic padding,
-forward pass) on agent and customer utterances of the bundled synthetic data, and prints
-utterances/s and p50 / p99 latency per batch side by side. torch uses the run's fp32
-checkpoint when present (``qa-engine train`` writes it), else the same architecture with
-fresh weights — speed does not depend on the weight values.
+Scores the real JDDC / ECD conversations of ``../shared/corpora`` (≈ 27 turns each; the bundled
+sample month when the corpora are absent) in process with both pipelines — the default
+(rules + lexical baselines) and ``conf/models.yaml`` (the shipped int8 student on onnxruntime) —
+and prints conversations/s and turns/s side by side. It then scores a sample of conversations
+again one at a time and inside the whole run and checks their labels are identical.
 
-    python benchmarks/bench_models.py [--seconds 10] [--threads 2]
+    python benchmarks/bench_models.py [--seconds 20] [--corpora ../shared/corpora]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import time
 from pathlib import Path
 
-from models import SHIPPED_MODEL
-from models.artefact import ModelArtefact
-from models.backends import OnnxBackend, TorchBackend
-from models.labels import load_dataset
-from models.tasks import turn_input
-from models.tokenizer import load_tokenizer
-from models.config import TrainConfig
+from qa_engine.config import default_config
+from qa_engine.io import load
+from qa_engine.pipeline import Pipeline
+from qa_engine.schema import Conversation
 
-TARGETS = {64: "≥ 500 utt/s (int8)", 1: "p99 ≤ 8 ms (int8)"}
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 60.0  # conversations/s with the models configuration on this 2-core machine (issue #10)
 
 
-def measure(backend, utterances: list[str], batch: int, seconds: float) -> dict[str, float]:
-    """Run consecutive batches for ``seconds`` after a warm-up; latency per batch call."""
-    inputs = [(u, None) for u in utterances]
-    batches = [inputs[i:i + batch] for i in range(0, len(inputs) - batch + 1, batch)]
-    for item in batches[:3]:
-        backend.logits(item)
-    latencies, done, started = [], 0, time.perf_counter()
+def conversations(corpora: Path) -> tuple[list[Conversation], str]:
+    if (corpora / "jddc_uss_usda").exists():
+        from models.corpus import conversations as corpus_conversations
+
+        loaded = corpus_conversations(corpora)
+        return [c for c in loaded if c.channel == "jd"], f"JDDC, {corpora}"
+    sample = ROOT / "qa_engine" / "samples" / "sample_month.jsonl"
+    return [c for c in load(sample) if isinstance(c, Conversation)], f"synthetic sample month ({sample.name})"
+
+
+def measure(pipeline: Pipeline, items: list[Conversation], seconds: float) -> dict[str, float]:
+    for conversation in items[:5]:
+        pipeline.score(conversation)
+    done = turns = 0
+    started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        for item in batches:
-            t0 = time.perf_counter()
-            backend.logits(item)
-            latencies.append(time.perf_counter() - t0)
-            done += len(item)
+        for conversation in items:
+            pipeline.score(conversation)
+            done += 1
+            turns += len(conversation.turns)
             if time.perf_counter() - started >= seconds:
                 break
-    elapsed = sum(latencies)
-    latencies.sort()
-    return {"utt_s": done / elapsed, "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+    elapsed = time.perf_counter() - started
+    return {"conv_s": done / elapsed, "turns_s": turns / elapsed}
+
+
+def labels(pipeline: Pipeline, conversation: Conversation) -> tuple:
+    report = pipeline.score(conversation)
+    return (report.resolution, report.empathy, round(report.score, 6),
+            tuple((f.rule_id, f.turn, f.label, f.suppressed_by) for f in report.findings))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per configuration")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per configuration")
+    parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     args = parser.parse_args()
-    import torch
+    from models.evaluate import models_config
 
-    torch.set_num_threads(args.threads)
-    artefact = ModelArtefact.load(SHIPPED_MODEL)
-    checkpoint = Path(TrainConfig.run_dir) / "model.pt"
-    if checkpoint.is_file():
-        fp32, weights = TorchBackend.from_checkpoint(artefact, "cpu", checkpoint=checkpoint), "trained checkpoint"
-    else:
-        from models.network import MultiHeadClassifier, encoder_config
-
-        training = artefact.manifest["training"]
-        model = MultiHeadClassifier(encoder_config(artefact.manifest["vocabulary"], training["hidden"],
-                                                   training["layers"], training["attention_heads"]))
-        fp32, weights = TorchBackend(model, load_tokenizer(SHIPPED_MODEL), "cpu"), "same architecture, fresh weights"
-    int8 = OnnxBackend(artefact, "cpu", threads=args.threads)
-    utterances = [turn_input(u["text"]) for u in load_dataset().utterances]
-    mean_chars = sum(map(len, utterances)) / len(utterances)
-    print(f"model {artefact.name} {artefact.provenance}; {len(utterances)} utterances, mean {mean_chars:.1f} chars; "
-          f"CPU threads {args.threads}; torch fp32: {weights}")
-    print(f"{'batch':>5} | {'torch fp32 utt/s':>16} {'p50 ms':>8} {'p99 ms':>8} | "
-          f"{'onnx int8 utt/s':>16} {'p50 ms':>8} {'p99 ms':>8} | target")
-    for batch in (1, 64):
-        a = measure(fp32, utterances, batch, args.seconds)
-        b = measure(int8, utterances, batch, args.seconds)
-        print(f"{batch:>5} | {a['utt_s']:>16.0f} {a['p50_ms']:>8.2f} {a['p99_ms']:>8.2f} | "
-              f"{b['utt_s']:>16.0f} {b['p50_ms']:>8.2f} {b['p99_ms']:>8.2f} | {TARGETS[batch]}")
+    items, source = conversations(args.corpora)
+    mean_turns = sum(len(c.turns) for c in items) / len(items)
+    rules_only = Pipeline.from_config(default_config())
+    with_models = Pipeline.from_config(models_config())
+    print(f"{len(items)} conversations from {source}, {mean_turns:.1f} turns on average; "
+          f"models: {with_models.versions.models}")
+    results = {"rules + lexical baselines": measure(rules_only, items, args.seconds),
+               "models configuration": measure(with_models, items, args.seconds)}
+    print(f"{'configuration':<28} {'conversations/s':>16} {'turns/s':>10}")
+    for name, r in results.items():
+        print(f"{name:<28} {r['conv_s']:>16.1f} {r['turns_s']:>10.0f}")
+    ratio = results["rules + lexical baselines"]["conv_s"] / results["models configuration"]["conv_s"]
+    print(f"models configuration: {results['models configuration']['conv_s']:.1f} conv/s "
+          f"(target ≥ {TARGET:.0f}); rules-only is {ratio:.1f}× faster")
+    sample = items[:: max(1, len(items) // 40)]
+    alone = [labels(Pipeline.from_config(models_config()), c) for c in sample]
+    together = [labels(with_models, c) for c in sample]
+    same = sum(a == b for a, b in zip(alone, together))
+    print(f"labels identical scored alone (fresh pipeline) and inside the run: {same}/{len(sample)}")
 
 
 if __name__ == "__main__":

@@ -47,8 +47,13 @@ class _ModelDetector:
         self.artefact = backend.artefact
 
     def data_versions(self) -> dict[str, str]:
-        """``model.<name>: <version> sha256:<checksum>`` — lands in every ScoreReport's versions."""
-        return {f"model.{self.artefact.name}": self.artefact.provenance}
+        """``model.<name>: <version> sha256:<checksum>`` — lands in every ScoreReport's versions — and
+        the teacher the student was distilled from (or the student a running teacher was distilled into)."""
+        versions = {f"model.{self.artefact.name}": self.artefact.provenance}
+        related = self.artefact.manifest.get("teacher") or self.artefact.manifest.get("student")
+        if related:
+            versions[f"model.{related['name']}"] = related["provenance"]
+        return versions
 
     def _finding(self, rule_id: str, category: str, kind: FindingKind, turn: int | None, confidence: float,
                  **extra: object) -> Finding:

@@ -27,8 +27,12 @@ def build_teacher(texts: Sequence[str], layers: int | None) -> tuple[MultiHeadCl
     from transformers import PreTrainedTokenizerFast
 
     from models.e5 import build_encoder
+    from models.tokenizer import CATEGORY_TOKENS, EXTRA_TOKENS
+    from qa_engine.text import fold
 
-    encoder, tokenizer, info = build_encoder(texts, keep_layers=layers)
+    # the heads read folded text and marked hits: keep those pieces too
+    vocabulary_texts = [*texts, *(fold(t) for t in texts), " ".join(EXTRA_TOKENS + CATEGORY_TOKENS)]
+    encoder, tokenizer, info = build_encoder(vocabulary_texts, keep_layers=layers)
     c = encoder.config
     model = MultiHeadClassifier(encoder_config(c.vocab_size, c.hidden_size, c.num_hidden_layers,
                                                c.num_attention_heads, c.max_position_embeddings))

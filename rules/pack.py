@@ -109,6 +109,8 @@ class Rule(BaseModel):
     rewrite: str = Field(min_length=1)
     #: personal data: how reports mask what this rule matches (in every turn, any speaker)
     mask: MaskSpec | None = None
+    #: False for a privacy rule whose match holds no personal data itself (asking for a verification code)
+    personal_data: bool = True
 
     @model_validator(mode="after")
     def _has_patterns(self) -> Rule:
@@ -116,8 +118,9 @@ class Rule(BaseModel):
             raise ValueError("a rule needs at least one term or regex")
         if any(not term.strip() for term in self.terms):
             raise ValueError("empty term")
-        if self.category == "privacy" and self.mask is None:
-            raise ValueError("a privacy rule needs a 'mask' spec, so reports can hide what it matches")
+        if self.category == "privacy" and self.personal_data and self.mask is None:
+            raise ValueError("a privacy rule needs a 'mask' spec, so reports can hide what it matches "
+                             "(or 'personal_data: false' when its match holds none)")
         return self
 
 

@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
 from models import SHIPPED_MODEL  # noqa: E402
 from models.artefact import ModelArtefact, ModelUnavailable  # noqa: E402
 from models.backends import OnnxBackend, TorchBackend, select_backend  # noqa: E402
-from models.corpus import load_corpus  # noqa: E402
 from models.labels import SPLITS, generate, load_dataset, load_pools, utterances  # noqa: E402
 from models.tasks import HEADS, conversation_input, hit_input  # noqa: E402
 from models.tokenizer import build_tokenizer, build_vocab, gb2312_hanzi, load_tokenizer, save_tokenizer  # noqa: E402
@@ -67,24 +66,6 @@ def test_tokenizer_marks_pairs_and_unknown_characters_and_saves_losslessly(token
 
 
 # --- corpus loader and labelled data ----------------------------------------------------------
-
-def test_corpus_loader_reads_the_common_layouts(tmp_path):
-    (tmp_path / "a.jsonl").write_text(json.dumps({"conversation_id": "c1", "turns": [
-        {"role": "customer", "text": "还没到"}, {"role": "agent", "text": "抱歉"}]}, ensure_ascii=False) + "\n"
-        + json.dumps({"messages": [{"role": "user", "content": "在吗"}, {"role": "assistant", "content": "在的"}]},
-                     ensure_ascii=False) + "\n", encoding="utf-8")
-    (tmp_path / "b.csv").write_text("conversation_id,role,text\nx,顾客,发错了\nx,客服,马上补发\n", encoding="utf-8")
-    (tmp_path / "c.txt").write_text("顾客：快递呢\n客服：帮您查\n\n一行没有说话人\n", encoding="utf-8")
-    (tmp_path / "d.json").write_text(json.dumps({"data": [["用户：你好", "客服：您好"]]}, ensure_ascii=False),
-                                     encoding="utf-8")
-    dialogues = {d.source: d.turns for d in load_corpus(tmp_path)}
-    assert dialogues["a.jsonl:1:c1"] == (("customer", "还没到"), ("agent", "抱歉"))
-    assert dialogues["a.jsonl:2"] == (("customer", "在吗"), ("agent", "在的"))
-    assert dialogues["b.csv:x"] == (("customer", "发错了"), ("agent", "马上补发"))
-    assert dialogues["c.txt:1"] == (("customer", "快递呢"), ("agent", "帮您查"))
-    assert dialogues["c.txt:2"] == (("unknown", "一行没有说话人"),)
-    assert dialogues["d.json:1"] == (("customer", "你好"), ("agent", "您好"))
-
 
 def test_labelled_data_files_are_what_the_pools_generate_and_splits_never_share_text():
     data = load_dataset()

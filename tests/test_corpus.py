@@ -1,0 +1,110 @@
+"""Real corpora in (issue #10): the converter through the strict loader, the label files by reference,
+splits by conversation, agreement. Corpus tests skip where ``../shared/corpora`` is absent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT
+from models.annotation import agreement, deal, kappa, merge, split_of
+from models.corpus import corpus_record, load_dialogues
+from qa_engine.io import Quarantined
+from qa_engine.schema import Conversation, Role
+
+CORPORA = ROOT.parent / "shared" / "corpora"
+needs_corpora = pytest.mark.skipif(not (CORPORA / "jddc_uss_usda").exists(), reason="../shared/corpora is absent")
+
+
+def _raw_rows(relative: str) -> list[dict]:
+    return [json.loads(line) for line in (CORPORA / relative).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@needs_corpora
+def test_converter_turns_every_corpus_row_into_a_valid_conversation():
+    loaded = list(load_dialogues(CORPORA))
+    assert not [item for item in loaded if isinstance(item, Quarantined)]
+    jddc = [c for c in loaded if c.channel == "jd"]
+    ecd = [c for c in loaded if c.channel == "taobao"]
+    assert (len(jddc), len(ecd)) == (560, 177)  # SOURCES.md counts
+    assert sum(len(c.turns) for c in jddc) == 15026 and sum(len(c.turns) for c in ecd) == 1484
+    raw = _raw_rows("jddc_uss_usda/jddc_uss_usda.jsonl")[0]
+    first = jddc[0]
+    assert first.conversation_id == raw["conversation_id"]
+    assert [(t.role.value, t.text) for t in first.turns] == [(t["role"], t["text"]) for t in raw["turns"]]
+    satisfaction = first.metadata["satisfaction"]
+    assert len(satisfaction) == len(first.turns)
+    assert all(s is None for s, t in zip(satisfaction, first.turns) if t.role is Role.AGENT)
+    assert first.metadata["overall_satisfaction"] == raw["overall_satisfaction_3class"]
+    assert all(c.metadata.get("roles_inferred") for c in ecd)
+
+
+def test_a_malformed_corpus_row_is_quarantined_with_its_row_and_reason(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    good = {"conversation_id": "c1", "turns": [{"role": "customer", "text": "在吗"}, {"role": "agent", "text": "在的"}]}
+    rows = [good, {"conversation_id": "c2"}, {"conversation_id": "c3", "turns": [{"role": "robot", "text": "x"}]}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{broken\n", encoding="utf-8")
+    from qa_engine.io import load_jsonl
+
+    loaded = list(load_jsonl(path, adapt=lambda row: corpus_record(row, "jd")))
+    assert isinstance(loaded[0], Conversation) and loaded[0].channel == "jd"
+    codes = [(q.row, q.code) for q in loaded[1:]]
+    assert codes == [(2, "E003"), (3, "E004"), (4, "E001")]
+    assert "not a corpus row" in loaded[1].reason and "turns" in loaded[1].reason
+
+
+@needs_corpora
+def test_label_files_join_the_corpora_by_reference_and_hold_no_corpus_text():
+    from models.labels import REAL_DIR, load_real_dataset
+
+    data = load_real_dataset(CORPORA)
+    agent = [u for u in data.utterances if u["role"] == "agent"]
+    customer = [u for u in data.utterances if u["role"] == "customer"]
+    assert len(agent) >= 3000 and len(data.conversations) >= 700
+    assert all(u["split"] == split_of(u["conversation_id"]) for u in data.utterances)
+    assert {u["emotion"] for u in customer} == {"negative", "neutral", "positive"}
+    labelled = (REAL_DIR / "agent_turns.jsonl").read_text(encoding="utf-8")
+    assert set(json.loads(labelled.splitlines()[0])) <= {"id", "empathy", "compliance", "annotators", "adjudicated"}
+    sample_texts = [u["text"] for u in agent if len(u["text"]) > 12][:200]
+    assert not any(text in labelled for text in sample_texts)
+
+
+@needs_corpora
+def test_every_agent_turn_a_rule_hits_is_labelled():
+    from models.annotation import turn_id
+    from models.corpus import conversations
+    from models.labels import REAL_DIR
+    from rules.detector import make_rule_detector
+
+    labelled = {json.loads(line)["id"] for line in (REAL_DIR / "agent_turns.jsonl").read_text(encoding="utf-8").splitlines()}
+    rules = make_rule_detector()
+    hit = {turn_id(c.conversation_id, f.turn) for c in conversations(CORPORA) for f in rules.detect(c)
+           if f.turn is not None and c.turns[f.turn].role is Role.AGENT}
+    assert hit and hit <= labelled
+
+
+def test_splits_are_by_conversation_and_stable():
+    assert split_of("jddc_usda_valid_badddf810a11") == split_of("jddc_usda_valid_badddf810a11")
+    shares = [split_of(f"c{i}") for i in range(5000)]
+    assert 0.17 < shares.count("test") / 5000 < 0.23 and 0.12 < shares.count("dev") / 5000 < 0.18
+
+
+def test_overlap_is_dealt_to_two_annotators_and_kappa_is_cohens():
+    ids = [f"u{i}" for i in range(100)]
+    shares = deal(ids, 4, 20, "seed:")
+    seen = [i for share in shares for i in share]
+    assert set(seen) == set(ids) and len(seen) == 120 and max(seen.count(i) for i in ids) == 2
+    assert kappa([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0
+    assert kappa([1, 0, 1, 0], [0, 1, 0, 1]) == -1.0
+    assert abs(kappa([1, 1, 1, 0, 0, 0, 1, 0], [1, 1, 0, 0, 0, 1, 1, 0]) - 0.5) < 1e-9
+
+
+def test_disagreements_need_an_adjudication():
+    by_id = {"a": [{"empathy": True, "annotator": "x"}, {"empathy": False, "annotator": "y"}],
+             "b": [{"empathy": False, "annotator": "x"}]}
+    with pytest.raises(ValueError, match="no adjudication"):
+        merge(by_id, ("empathy",), {})
+    rows = merge(by_id, ("empathy",), {"a": {"empathy": True, "why": "apology for the wait"}})
+    assert rows[0] == {"id": "a", "empathy": True, "annotators": ["x", "y"], "adjudicated": "apology for the wait"}
+    assert agreement(by_id, {"empathy": lambda r: r["empathy"]})["empathy"]["disagreements"] == 1
