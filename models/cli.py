@@ -11,8 +11,12 @@ from models.config import TrainConfig
 
 
 def train(
-    corpus: Annotated[Optional[list[Path]], typer.Option(help="Corpus file or folder (repeatable): JSON/JSONL/CSV/"
-                                                         "TXT/YAML dialogues. Default: the bundled synthetic text.")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpora folder laid out like ../shared/corpora (JDDC / ECD "
+                                                   "dialogues + review text). Default: the bundled synthetic set.")] = None,
+    labels: Annotated[Path, typer.Option(help="Labels of the corpus conversations, by reference (agent_turns.jsonl, "
+                                              "conversations.jsonl).")] = Path(TrainConfig.labels_dir),
+    teacher_layers: Annotated[int, typer.Option(help="e5-small layers the teacher keeps (0: no teacher).")]
+        = TrainConfig.teacher_layers,
     output: Annotated[Path, typer.Option(help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md).")]
         = Path(TrainConfig.output),
     run_dir: Annotated[Path, typer.Option(help="Run directory for fp32 checkpoint and ONNX (not shipped).")]
@@ -22,11 +26,13 @@ def train(
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = TrainConfig.finetune_epochs,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
 ) -> None:
-    """Train the char-level encoder and its heads, export int8 ONNX and write the model card."""
+    """Fine-tune the e5 teacher on labelled corpus conversations, distil it into the char-level student,
+    export the student as int8 ONNX and write the model card."""
     from models.train import train as run
 
-    config = TrainConfig(corpora=[str(c) for c in corpus or []], output=str(output), run_dir=str(run_dir), seed=seed,
-                         pretrain_steps=pretrain_steps, finetune_epochs=epochs, device=device)
+    config = TrainConfig(corpora=[str(corpus)] if corpus else [], labels_dir=str(labels), teacher_layers=teacher_layers,
+                         output=str(output), run_dir=str(run_dir), seed=seed, pretrain_steps=pretrain_steps,
+                         finetune_epochs=epochs, device=device)
     report = run(config)
     typer.echo(f"wrote {output} in {report['timings']['total_s']} s (card: {output / 'CARD.md'})")
 

@@ -29,7 +29,7 @@ class TrainConfig:
     data_dir: str = str(DATA_DIR)                      # synthetic labelled set (no corpus given)
     labels_dir: str = str(DATA_DIR / "real")           # labels of the real corpora, by reference
     teacher_layers: int = 6                            # e5-small layers the teacher keeps (0: no teacher)
-    teacher_epochs: int = 2
+    teacher_epochs: int = 3
     teacher_batch: int = 16
     teacher_lr: float = 4e-5
     output: str = str(SHIPPED_MODEL)
@@ -38,8 +38,8 @@ class TrainConfig:
     hidden: int = 256
     layers: int = 4
     attention_heads: int = 4
-    pretrain_steps: int = 300
-    pretrain_batch: int = 16
+    pretrain_steps: int = 1500
+    pretrain_batch: int = 32
     pretrain_lr: float = 5e-4
     finetune_epochs: int = 6
     finetune_batch: int = 16

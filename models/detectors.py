@@ -115,20 +115,36 @@ class ResolutionModelDetector(_ModelDetector):
 
 
 class EmotionModelDetector(_ModelDetector):
-    """The customer's emotion in their last turn (the conversation's 'emotion at end')."""
+    """The customer's emotion in their last turn ('emotion at end') and their satisfaction over the
+    whole conversation: the mean of p(positive) − p(negative) over their turns, cut at thresholds
+    tuned on dev against the customers' own dialogue ratings (JDDC)."""
 
     name = "qa.emotion.model.v1"
 
     def detect(self, conversation: Conversation) -> list[Finding]:
-        last = max((i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER), default=None)
-        if last is None:
+        customer = [i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER]
+        if not customer:
             return []
-        text = conversation.turns[last].text
+        last = customer[-1]
         spoken, logits = turn_logits(self.backend, conversation)
-        probs = softmax(logits["emotion"][spoken.index(last):spoken.index(last) + 1])[0]
-        label = HEADS["emotion"][int(probs.argmax())]
-        return [self._finding(f"emotion.{label}", "emotion", FindingKind.LABEL, last, probs.max(), label=label,
-                              evidence=text)]
+        probs = softmax(logits["emotion"][[spoken.index(i) for i in customer]])
+        label = HEADS["emotion"][int(probs[-1].argmax())]
+        mood = satisfaction_score(probs)
+        satisfaction = satisfaction_label(mood, self.artefact.threshold("satisfaction_low"),
+                                          self.artefact.threshold("satisfaction_high"))
+        return [self._finding(f"emotion.{label}", "emotion", FindingKind.LABEL, last, probs[-1].max(), label=label,
+                              evidence=conversation.turns[last].text),
+                self._finding(f"satisfaction.{satisfaction}", "satisfaction", FindingKind.LABEL, None, 1.0,
+                              label=satisfaction, message=f"customer mood {mood:+.2f} (mean p(positive) − p(negative))")]
+
+
+def satisfaction_score(emotion_probs: np.ndarray) -> float:
+    """Mean p(positive) − p(negative) over the customer's turns (emotion head order: negative, neutral, positive)."""
+    return float((emotion_probs[:, 2] - emotion_probs[:, 0]).mean()) if len(emotion_probs) else 0.0
+
+
+def satisfaction_label(score: float, low: float, high: float) -> str:
+    return "dissatisfied" if score < low else "satisfied" if score >= high else "neutral"
 
 
 class HybridViolationDetector(_ModelDetector):
@@ -147,14 +163,26 @@ class HybridViolationDetector(_ModelDetector):
     def data_versions(self) -> dict[str, str]:
         return {**self.rules.data_versions(), **super().data_versions()}
 
-    def reload(self) -> object:
-        return self.rules.reload()
+    def reload(self, check=None) -> object:
+        return self.rules.reload(check)
+
+    @property
+    def categories(self) -> list[str]:
+        return self.rules.categories
 
     def watched_files(self) -> list[str]:
         return self.rules.watched_files()
 
     def detect(self, conversation: Conversation) -> list[Finding]:
         return [f for f in self._decide(conversation) if f.suppressed_by is None]
+
+    def decision_note(self, finding: Finding) -> str | None:
+        """Why a counted hit counts: the model's probability against the threshold that applied."""
+        if finding.detector != self.name or finding.suppressed_by is not None:
+            return None
+        keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
+        return (f"counted: model p(real)={finding.confidence:.2f} (a hit the rules count stays at ≥ {keep:.2f}; "
+                f"one context excused comes back at ≥ {restore:.2f})")
 
     def explain(self, conversation: Conversation) -> list[Finding]:
         return self._decide(conversation)
@@ -170,8 +198,9 @@ class HybridViolationDetector(_ModelDetector):
         decided = [h for h in hits if h not in candidates]
         for hit, p in zip(candidates, probs):
             counts = hybrid_decision(hit.suppressed_by is None, p, keep, restore)
-            reason = None if counts else f"{hit.suppressed_by}; model p={p:.2f}" if hit.suppressed_by \
-                else f"model: not a violation in context (p={p:.2f})"
+            threshold = f"keep {keep:.2f}" if hit.suppressed_by is None else f"restore {restore:.2f}"
+            reason = None if counts else f"{hit.suppressed_by}; model p(real)={p:.2f} < {threshold}" if hit.suppressed_by \
+                else f"model: not a violation in context (p(real)={p:.2f} < {threshold})"
             decided.append(hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
                                                   "detector": self.name, "detector_version": self.version}))
         return decided

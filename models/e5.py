@@ -111,15 +111,14 @@ def _parse(buf: bytes) -> tuple[dict[str, Any], dict[str, tuple[int, int, int, i
 
 
 def dequantize_q4_0(raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """fp32 values of a Q4_0 byte array (vectorised: one pass over all blocks)."""
+    """fp32 values of a Q4_0 byte array (vectorised over all blocks; int8 nibbles keep it to ~0.5 s for 96M)."""
     blocks = raw.reshape(-1, BLOCK_BYTES)
     scale = blocks[:, :2].copy().view("<f2").astype(np.float32)      # (blocks, 1)
-    out = np.empty((len(blocks), QK), np.float32)
-    out[:, :QK // 2] = blocks[:, 2:] & 0x0F
-    out[:, QK // 2:] = blocks[:, 2:] >> 4
-    out -= 8.0
-    out *= scale
-    return out.reshape(shape)
+    q = np.empty((len(blocks), QK), np.int8)
+    np.bitwise_and(blocks[:, 2:], 0x0F, out=q[:, :QK // 2], casting="unsafe")
+    np.right_shift(blocks[:, 2:], 4, out=q[:, QK // 2:], casting="unsafe")
+    q -= 8
+    return np.multiply(q, scale, dtype=np.float32).reshape(shape)
 
 
 def read_e5(path: str | Path | None = None) -> tuple[BertConfig, dict[str, torch.Tensor]]:
@@ -271,21 +270,27 @@ def build_encoder(texts: Iterable[str], keep_layers: int | None = None) -> tuple
 
 def embed(model: BertModel, tokenizer: Tokenizer, texts: Iterable[str], prefix: str = "passage: ",
           batch_size: int = 64) -> np.ndarray:
-    """L2-normalised mean-pooled E5 embeddings (the model card's recipe), truncated to the position limit."""
+    """L2-normalised mean-pooled E5 embeddings (the model card's recipe), truncated to the position limit.
+
+    Texts are batched by length so padding costs little.
+    """
     import torch
 
     limit = model.config.max_position_embeddings
     ids = [e.ids if len(e.ids) <= limit else e.ids[:limit - 1] + e.ids[-1:]
            for e in tokenizer.encode_batch([prefix + t for t in texts])]
-    pad = model.config.pad_token_id
-    out = []
+    out = np.zeros((len(ids), model.config.hidden_size), np.float32)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     with torch.inference_mode():
         for start in range(0, len(ids), batch_size):
-            batch = ids[start:start + batch_size]
-            width = max(map(len, batch))
-            input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in batch])
-            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in batch])
+            rows = order[start:start + batch_size]
+            width = max(len(ids[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), model.config.pad_token_id)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
+                mask[r, :len(ids[i])] = 1
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), np.float32)
+            out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out

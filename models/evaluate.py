@@ -71,7 +71,7 @@ def hybrid_thresholds(probs: np.ndarray, rule: np.ndarray, labels: np.ndarray,
     excused = rule == 0
     for threshold in sorted(set(np.round(probs[excused], 4).tolist()), reverse=True):
         back = excused & (probs >= threshold)
-        if labels[back].mean() < min_precision:
+        if not back.any() or labels[back].mean() < min_precision:
             break
         restore = threshold
     return max(keep, 0.0), restore
@@ -360,6 +360,7 @@ def pipeline_comparison(data: Dataset, model_dir: Path | None = None) -> dict[st
                "models configuration": Pipeline.from_config(models_config(model_dir))}
     result = {}
     for name, pipeline in systems.items():
+        compliance = pipeline.scorecard.auto_fail_categories or pipeline.scorecard.scored_categories
         gold_e, pred_e, gold_r, pred_r, scores, satisfaction = [], [], [], [], [], []
         false_turns = 0
         for record in test.conversations:
@@ -369,7 +370,7 @@ def pipeline_comparison(data: Dataset, model_dir: Path | None = None) -> dict[st
             empathic = {f.turn for f in counted if f.category == "empathy" and f.kind is FindingKind.SIGNAL}
             violating: dict[int, set[str]] = {}
             for f in counted:
-                if f.kind is FindingKind.VIOLATION and f.category not in ("empathy", "service") and f.turn is not None:
+                if f.kind is FindingKind.VIOLATION and f.category in compliance and f.turn is not None:
                     violating.setdefault(f.turn, set()).add(f.category)
             for index in range(len(conversation.turns)):
                 row = agent.get(f"{record['conversation_id']}#{index}")

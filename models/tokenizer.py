@@ -19,7 +19,15 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # role markers for serialised conversations, hit markers for the contextual-violation head
 ROLE_TOKENS = {"customer": "[C]", "agent": "[A]", "bot": "[B]", "system": "[S]"}
 MARKERS = ["[H]", "[/H]"]
-CATEGORY_TOKENS = ["[ad_law]", "[overpromise]", "[efficacy]", "[privacy]", "[conduct]"]
+
+def category_tokens() -> list[str]:
+    """One marker per category the bundled rule packs declare (the packs own the category list)."""
+    from rules.pack import load_rulebook
+
+    return [f"[{category}]" for category in load_rulebook().categories]
+
+
+CATEGORY_TOKENS = category_tokens()
 EXTRA_TOKENS = [*ROLE_TOKENS.values(), *MARKERS, *CATEGORY_TOKENS]
 MAX_LENGTH = 256
 _TOKENIZER_ARGS = dict(unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",

@@ -27,8 +27,8 @@ from models.corpus import bundled_texts
 from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
-                          resolution_examples, turn_examples, turn_input, unlabelled_examples, violation_examples,
-                          with_soft_labels)
+                          previous_other, resolution_examples, turn_examples, turn_input, turn_pair,
+                          unlabelled_examples, violation_examples, with_soft_labels)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -164,6 +164,29 @@ def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
     return thresholds | {"violation_keep": keep, "violation_restore": restore}
 
 
+def tune_satisfaction(backend, conversations: list[dict[str, Any]]) -> dict[str, float]:
+    """Cut points of the customer's mood (``models.detectors.satisfaction_score``) into dissatisfied /
+    neutral / satisfied, chosen on dev for the best macro-F1 against the customers' dialogue ratings."""
+    from models.detectors import satisfaction_label, satisfaction_score
+    from models.evaluate import classification_report, macro_f1
+
+    rated = [c for c in conversations if c.get("satisfaction") is not None]
+    if not rated:
+        return {}
+    moods = []
+    for record in rated:
+        conversation = conversation_of(record)
+        turns = [i for i, t in enumerate(conversation.turns) if t.role.value == "customer"]
+        inputs = [turn_pair(conversation.turns[i].text, previous_other(conversation, i)) for i in turns]
+        moods.append(satisfaction_score(backend.probabilities("emotion", inputs)))
+    names = ("dissatisfied", "neutral", "satisfied")
+    gold = [names[c["satisfaction"]] for c in rated]
+    grid = sorted(set(np.round(np.quantile(moods, np.linspace(0.02, 0.98, 33)), 4).tolist()))
+    best = max((macro_f1(classification_report(gold, [satisfaction_label(m, low, high) for m in moods], names)), -low, high)
+               for low in grid for high in grid if high > low)
+    return {"satisfaction_low": -best[1], "satisfaction_high": best[2]}
+
+
 def export_onnx(model: MultiHeadClassifier, run_dir: Path, output: Path) -> Path:
     """fp32 ONNX (run dir) → int8 dynamic quantisation (shipped). Batch and sequence axes are dynamic."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -193,8 +216,9 @@ def _portable(settings: dict[str, Any]) -> dict[str, Any]:
     return {key: relative(value) for key, value in settings.items()}
 
 
-def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples: list[Example], config: TrainConfig,
-                   device: torch.device, run_dir: Path, log: list[str]) -> tuple[Any, ModelArtefact]:
+def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples: list[Example],
+                   dev_conversations: list[dict[str, Any]], config: TrainConfig, device: torch.device, run_dir: Path,
+                   log: list[str]) -> tuple[Any, ModelArtefact]:
     """Fine-tune the e5 teacher; saved as an artefact in the run dir (never shipped: hundreds of MB)."""
     from models.teacher import TEACHER_NAME, TEACHER_VERSION, XLMR_TOKENS, build_teacher
 
@@ -205,7 +229,7 @@ def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples
                f"{info.get('vocab_before')} → {info.get('vocab_after')} ({time.perf_counter() - started:.0f} s)")
     teacher = finetune(teacher, train_examples, tokenizer, config.teacher_settings(), device, log, "teacher")
     backend = TorchBackend(teacher, tokenizer, str(device))
-    thresholds = tune_thresholds(backend, dev_examples)
+    thresholds = tune_thresholds(backend, dev_examples) | tune_satisfaction(backend, dev_conversations)
     directory = run_dir / TEACHER_NAME
     directory.mkdir(parents=True, exist_ok=True)
     save_checkpoint(teacher, directory / TORCH_FILE)
@@ -265,7 +289,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     teacher = teacher_artefact = None
     if real and config.teacher_layers:
-        teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, config, device, run_dir, log)
+        teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, dev_data.conversations, config,
+                                                   device, run_dir, log)
         labelled = {e.source.split(":")[0] for e in train_examples}
         distil = unlabelled_examples(pool, labelled)
         train_examples = with_soft_labels(train_examples, teacher) + with_soft_labels(distil, teacher)
@@ -282,7 +307,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model.bert.load_state_dict(encoder)
     model = finetune(model, train_examples, tokenizer, config.student_settings(), device, log, "student")
     save_checkpoint(model, run_dir / TORCH_FILE)
-    thresholds = tune_thresholds(TorchBackend(model, tokenizer, str(device)), dev_examples)
+    student_fp32 = TorchBackend(model, tokenizer, str(device))
+    thresholds = tune_thresholds(student_fp32, dev_examples) | tune_satisfaction(student_fp32, dev_data.conversations)
     export_onnx(model, run_dir, output)
     parameters = sum(p.numel() for p in model.parameters())
     manifest = {"name": MODEL_NAME, "version": MODEL_VERSION,

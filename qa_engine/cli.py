@@ -62,11 +62,13 @@ def check(
     for column in ("span", "evidence", "rule", "severity", "citation", "suggested rewrite"):
         table.add_column(column, overflow="fold")
     if explain:
-        table.add_column("excused because")
+        table.add_column("decision")
+    notes = [d.decision_note for d in pipeline.detectors if hasattr(d, "decision_note")]
     for f in findings:
         row = [f"{f.start}-{f.end}", f.evidence + ("" if f.match in ("literal", "regex") else f" ({f.match})"),
                f.rule_id, f.severity.value, f.citation or "", f.rewrite or ""]
-        table.add_row(*map(escape, row), *([escape(f.suppressed_by or "")] if explain else []))
+        decision = f.suppressed_by or next((n for n in (note(f) for note in notes) if n), "counted")
+        table.add_row(*map(escape, row), *([escape(decision)] if explain else []))
     console.print(table)
 
 

@@ -37,6 +37,15 @@ class Explainer(Protocol):
 
 
 @runtime_checkable
+class Categorised(Protocol):
+    """A detector that declares the violation categories it emits (data it loaded: rule packs); the
+    pipeline refuses to run when its scorecard does not score one of them."""
+
+    @property
+    def categories(self) -> list[str]: ...
+
+
+@runtime_checkable
 class Versioned(Protocol):
     """A detector that reports versions of the data it loaded: rule packs by pack name, model
     artefacts as ``model.<name>`` (results record them under ``rule_packs`` and ``models``)."""
@@ -46,9 +55,10 @@ class Versioned(Protocol):
 
 @runtime_checkable
 class Reloadable(Protocol):
-    """A detector whose data can be re-read in place (the live service watches its files)."""
+    """A detector whose data can be re-read in place (the live service watches its files). ``check``
+    vets the new data's categories before it is swapped in (raising keeps the old data)."""
 
-    def reload(self) -> object: ...
+    def reload(self, check: Callable[[list[str]], None] | None = None) -> object: ...
 
     def watched_files(self) -> list[str]: ...
 

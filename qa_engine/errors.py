@@ -25,6 +25,8 @@ class ErrorCode(str, Enum):
     E011 = "rule pack {source}: {detail}"
     E012 = "duplicate rule id {rule_id} in {source} (first defined in {first})"
     E020 = "scorecard {source}: {detail}"
+    E021 = ("scorecard {scorecard} does not score category {category!r}, which {detector} emits "
+            "(add it to a section's categories, e.g. compliance)")
     E030 = "unknown detector {name!r}; registered: {known}"
     E040 = "cannot read {source}: {detail}"
     E050 = "results {source}: {detail}"

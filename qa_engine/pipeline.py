@@ -6,7 +6,7 @@ scorecard → a `ScoreReport` that records every version it depended on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +18,7 @@ from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
 from qa_engine.schema import Conversation, Role, Turn
+from qa_engine.errors import ErrorCode, ScorecardError
 from qa_engine.scorecard import Scorecard, label_of, load_scorecard
 
 
@@ -56,6 +57,25 @@ class Pipeline:
         self.lexicons = lexicons or load_lexicons()
         self._versioned = [d for d in self.detectors if isinstance(d, Versioned)]
         self._versions: Versions | None = None
+        self.check_categories()
+
+    def check_categories(self) -> None:
+        """Refuse detectors emitting a category the scorecard does not score (a new pack whose category
+        was not added to a section would otherwise count for nothing).
+
+        Raises:
+            ScorecardError: E021, naming the category and the detector.
+        """
+        for detector in self.detectors:
+            self._categories_scored(detector.name)(getattr(detector, "categories", ()))
+
+    def _categories_scored(self, detector: str) -> Callable[[Iterable[str]], None]:
+        def check(categories: Iterable[str]) -> None:
+            for category in categories:
+                if category not in self.scorecard.scored_categories:
+                    raise ScorecardError(ErrorCode.E021, scorecard=self.scorecard.id, category=category,
+                                         detector=detector)
+        return check
 
     @property
     def versions(self) -> Versions:
@@ -89,7 +109,7 @@ class Pipeline:
         """
         for detector in self.detectors:
             if isinstance(detector, Reloadable):
-                detector.reload()
+                detector.reload(check=self._categories_scored(detector.name))
         return self.versions
 
     def watched_files(self) -> list[str]:

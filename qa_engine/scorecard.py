@@ -42,6 +42,7 @@ class AutoFail(BaseModel):
 
     severities: tuple[Severity, ...] = (Severity.CRITICAL,)
     categories: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()  # the categories of these sections (the list lives in one place)
     rules: tuple[str, ...] = ()
 
 
@@ -72,9 +73,26 @@ class Scorecard(BaseModel):
     auto_fail: AutoFail = AutoFail()
     service_standards: ServiceStandards = ServiceStandards()
 
+    @model_validator(mode="after")
+    def _auto_fail_sections_exist(self) -> Scorecard:
+        unknown = [s for s in self.auto_fail.sections if s not in self.sections]
+        if unknown:
+            raise ValueError(f"auto_fail.sections names unknown sections: {', '.join(unknown)}")
+        return self
+
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def scored_categories(self) -> set[str]:
+        """Every violation category some section scores (the service standards' own 'service' included)."""
+        return {c for section in self.sections.values() for c in section.categories}
+
+    @property
+    def auto_fail_categories(self) -> set[str]:
+        """Categories whose findings can fail a conversation outright (empty: any)."""
+        return {*self.auto_fail.categories, *(c for s in self.auto_fail.sections for c in self.sections[s].categories)}
 
     def service_findings(self, conversation: Conversation, metrics: ServiceMetrics) -> list[Finding]:
         """Breaches of the service standards, each pointing at the turn it was measured on."""
@@ -116,12 +134,12 @@ class Scorecard(BaseModel):
         return scores
 
     def auto_fail_reasons(self, findings: list[Finding]) -> list[str]:
-        rule = self.auto_fail
+        rule, categories = self.auto_fail, self.auto_fail_categories
         return sorted({
             f"{f.rule_id} ({f.severity.value})" for f in findings
             if f.kind is FindingKind.VIOLATION and (
                 f.rule_id in rule.rules
-                or (f.severity in rule.severities and (not rule.categories or f.category in rule.categories)))
+                or (f.severity in rule.severities and (not categories or f.category in categories)))
         })
 
     def total(self, sections: dict[str, float | None]) -> float:

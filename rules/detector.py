@@ -7,6 +7,7 @@ cite each survivor's rule, law and rewrite with its span in the original text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,17 +72,25 @@ class RuleDetector:
     def rulebook(self) -> RuleBook:
         return self._compiled.rulebook
 
-    def reload(self) -> RuleBook:
+    def reload(self, check: Callable[[list[str]], None] | None = None) -> RuleBook:
         """Re-read the packs from their sources and swap them in at once.
 
         Raises:
             RulePackError: the new packs are malformed; the old ones stay in force.
+            ScorecardError: ``check`` refused a category of the new packs; the old ones stay in force.
         """
-        self._compiled = CompiledRules.build(load_rulebook(self.sources))
+        compiled = CompiledRules.build(load_rulebook(self.sources))
+        if check is not None:
+            check(compiled.rulebook.categories)
+        self._compiled = compiled
         return self._compiled.rulebook
 
     def data_versions(self) -> dict[str, str]:
         return self.rulebook.versions
+
+    @property
+    def categories(self) -> list[str]:
+        return self.rulebook.categories
 
     def watched_files(self) -> list[str]:
         """The pack files `reload` re-reads (a new file in a watched folder counts too)."""

@@ -22,7 +22,6 @@ from qa_engine.schema import Role
 from rules.validators import VALIDATORS
 
 BUNDLED_PACKS = Path(__file__).parent / "packs"
-CATEGORIES = ("ad_law", "overpromise", "efficacy", "privacy", "conduct")
 
 
 def _require_compiles(pattern: str, what: str) -> None:
@@ -69,6 +68,9 @@ class ExceptionSpec(BaseModel):
         return self
 
 
+CATEGORY_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
 class MaskSpec(BaseModel):
     """How exports hide a hit of this rule: keep a head and a tail, replace the rest by ``****``.
 
@@ -98,7 +100,7 @@ class Rule(BaseModel):
     description: str = Field(min_length=1)
     #: what the agent is shown (Chinese); the English description when absent
     message: str | None = None
-    category: Literal[CATEGORIES]  # type: ignore[valid-type]
+    category: str = Field(pattern=CATEGORY_PATTERN)  # the pack's category (one owner: the pack file)
     severity: Literal[Severity.CRITICAL, Severity.MAJOR, Severity.MINOR]
     citation: str = Field(min_length=1)
     terms: tuple[str, ...] = ()
@@ -131,6 +133,8 @@ class RulePack(BaseModel):
 
     pack: str = Field(pattern=r"^[a-z0-9_]+$")
     version: str = Field(min_length=1)
+    #: what every rule of the pack emits; the scorecard must score it (checked when a pipeline is built)
+    category: str = Field(pattern=CATEGORY_PATTERN)
     description: str = ""
     rules: tuple[Rule, ...]
     source: str = ""
@@ -145,13 +149,16 @@ def parse_pack(text: str, source: str) -> RulePack:
         raise RulePackError(ErrorCode.E011, source=source, detail=f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise RulePackError(ErrorCode.E011, source=source, detail="expected a mapping at the top level")
-    for key in ("pack", "version", "rules"):
+    for key in ("pack", "version", "category", "rules"):
         if key not in data:
             raise RulePackError(ErrorCode.E011, source=source, detail=f"missing '{key}'")
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RulePackError(ErrorCode.E011, source=source, detail="'rules' must be a non-empty list")
-    defaults = data.get("defaults") or {}
+    if not isinstance(data["category"], str) or not re.fullmatch(CATEGORY_PATTERN, data["category"]):
+        raise RulePackError(ErrorCode.E011, source=source,
+                            detail=f"category {data['category']!r} must be lower-case letters, digits and _")
+    defaults = {**(data.get("defaults") or {}), "category": data["category"]}
     rules = [_parse_rule(raw, index, defaults, data["pack"], source) for index, raw in enumerate(raw_rules)]
     header = {k: v for k, v in data.items() if k not in ("rules", "defaults")}
     try:
@@ -165,6 +172,10 @@ def _parse_rule(raw: Any, index: int, defaults: dict[str, Any], pack: str, sourc
     rule_id = raw.get("id", f"#{index}") if isinstance(raw, dict) else f"#{index}"
     if not isinstance(raw, dict):
         raise RulePackError(ErrorCode.E010, source=source, rule_id=rule_id, detail="a rule must be a mapping")
+    if raw.get("category", defaults["category"]) != defaults["category"]:
+        raise RulePackError(ErrorCode.E010, source=source, rule_id=rule_id,
+                            detail=f"category {raw['category']!r} differs from the pack's category "
+                                   f"{defaults['category']!r} (one category a pack: put the rule in its own pack)")
     try:
         exceptions = [*defaults.get("exceptions", ()), *raw.get("exceptions", ())]
         rule = Rule.model_validate({**defaults, **raw, "exceptions": exceptions})
@@ -202,6 +213,11 @@ class RuleBook(BaseModel):
     @property
     def rules(self) -> list[Rule]:
         return [rule for pack in self.packs for rule in pack.rules]
+
+    @property
+    def categories(self) -> list[str]:
+        """The categories the packs emit, in pack order."""
+        return list(dict.fromkeys(pack.category for pack in self.packs))
 
     @property
     def versions(self) -> dict[str, str]:

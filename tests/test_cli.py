@@ -69,7 +69,7 @@ def test_rules_list_and_validate(tmp_path):
     assert "ad_law" in listing and "privacy.resident_id" in listing
     assert "ok" in run("rules", "validate").stdout
     bad = tmp_path / "ad_law.yaml"
-    bad.write_text('pack: ad_law\nversion: "x"\nrules:\n  - id: ad_law.broken\n    description: d\n'
+    bad.write_text('pack: ad_law\nversion: "x"\ncategory: ad_law\nrules:\n  - id: ad_law.broken\n    description: d\n'
                    '    category: ad_law\n    severity: fatal\n    citation: c\n    terms: [最好]\n    rewrite: r\n',
                    encoding="utf-8")
     refused = run("rules", "validate", str(bad), ok=False)

@@ -15,7 +15,8 @@ from rules.pack import BUNDLED_PACKS, load_rulebook, pack_files, parse_pack
 PACK = """
 pack: demo
 version: "1"
-defaults: {category: ad_law, severity: major, citation: "广告法第九条"}
+category: ad_law
+defaults: {severity: major, citation: "广告法第九条"}
 rules:
   - id: demo.rule
     description: demo
@@ -24,9 +25,10 @@ rules:
 """
 
 
-def _edit(text: str, **changes) -> str:
+def _edit(text: str, pack: dict | None = None, **changes) -> str:
     data = yaml.safe_load(text)
     data["rules"][0].update(changes)
+    data.update(pack or {})
     return yaml.safe_dump(data, allow_unicode=True)
 
 
@@ -34,7 +36,9 @@ def _edit(text: str, **changes) -> str:
 @pytest.mark.parametrize(("text", "code", "needle"), [
     ("pack: demo\nrules: [", "E011", "not valid YAML"),
     ("- just a list", "E011", "mapping"),
-    ("pack: demo\nversion: '1'\nrules: []", "E011", "non-empty"),
+    ("pack: demo\nversion: '1'\ncategory: x\nrules: []", "E011", "non-empty"),
+    ("pack: demo\nversion: '1'\nrules: [{id: demo.a}]", "E011", "missing 'category'"),
+    (_edit(PACK, pack={"category": "Ad Law"}), "E011", "category"),
     (_edit(PACK, severity="fatal"), "E010", "severity"),
     (_edit(PACK, terms=[], regexes=[]), "E010", "at least one term"),
     (_edit(PACK, regexes=[{"pattern": "最(好"}]), "E010", "does not compile"),
@@ -42,8 +46,8 @@ def _edit(text: str, **changes) -> str:
     (_edit(PACK, exceptions=[{"reason": "no phrase"}]), "E010", "exactly one of"),
     (_edit(PACK, id="other.rule"), "E010", "must start with 'demo.'"),
     (_edit(PACK, colour="red"), "E010", "colour"),
-    (_edit(PACK, category="tax"), "E010", "category"),
-    (_edit(PACK, category="privacy"), "E010", "needs a 'mask' spec"),
+    (_edit(PACK, category="tax"), "E010", "differs from the pack's category"),
+    (_edit(PACK, pack={"category": "privacy"}), "E010", "needs a 'mask' spec"),
     (_edit(PACK, mask={"keep_head": -1}), "E010", "keep_head"),
     (_edit(PACK, mask={"keep_through": "(区"}), "E010", "keep_through regex"),
 ])
@@ -82,7 +86,7 @@ def test_adding_a_term_is_a_data_change_and_reload_swaps_packs(tmp_path):
     assert finding.evidence == "宇宙无敌" and finding.rule_id == data["rules"][0]["id"]
     assert detector.data_versions()["ad_law"] != before  # the content hash is part of the version
 
-    pack.write_text("pack: ad_law\nversion: broken\nrules: [{id: ad_law.x}]\n", encoding="utf-8")
+    pack.write_text("pack: ad_law\nversion: broken\ncategory: ad_law\nrules: [{id: ad_law.x}]\n", encoding="utf-8")
     with pytest.raises(RulePackError, match="ad_law.x"):
         detector.reload()
     assert [f.evidence for f in detector.detect(sample)] == ["宇宙无敌"]  # old packs still in force
@@ -98,3 +102,44 @@ def test_explain_gives_every_suppression_reason(rule_detector):
     assert rule_detector.detect(sample) == []
     customer = [f for f in rule_detector.explain(sample) if f.turn == 0]
     assert customer and all(f.suppressed_by.startswith("role") for f in customer)
+
+
+NEW_CATEGORY_PACK = """
+pack: gambling
+version: "1"
+category: gambling
+defaults: {severity: critical, citation: "《中华人民共和国广告法》第九条"}
+rules:
+  - id: gambling.odds
+    description: "Betting offered to customers"
+    terms: [押注, 下注赢]
+    rewrite: 本店不提供任何博彩活动
+"""
+
+
+def test_a_new_category_is_one_pack_file_and_the_scorecard_must_score_it(tmp_path):
+    from qa_engine.errors import ScorecardError
+    from qa_engine.pipeline import Pipeline
+    from qa_engine.scorecard import load_scorecard
+    from rules.detector import RuleDetector
+
+    for path in pack_files(BUNDLED_PACKS):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "gambling.yaml").write_text(NEW_CATEGORY_PACK, encoding="utf-8")
+    detector = make_rule_detector([str(tmp_path)])
+    assert "gambling" in detector.categories
+    with pytest.raises(ScorecardError, match=r"E021: .*'gambling'.*qa.rules.v1"):
+        Pipeline([detector])
+    card = yaml.safe_load((BUNDLED_PACKS.parents[1] / "qa_engine" / "conf" / "scorecard.yaml").read_text(encoding="utf-8"))
+    card["sections"]["compliance"]["categories"].append("gambling")
+    pipeline = Pipeline([detector], load_scorecard(yaml.safe_dump(card, allow_unicode=True)))
+    report = pipeline.score(conversation(("agent", "今晚押注就送券")))
+    assert [f.rule_id for f in report.violations if f.category == "gambling"] == ["gambling.odds"]
+    assert report.auto_fail_reasons == ["gambling.odds (critical)"] and not report.passed
+
+    # a reload that brings a category the scorecard does not score is refused; the old packs serve on
+    default = Pipeline([RuleDetector(load_rulebook([p for p in pack_files(tmp_path) if p.name != "gambling.yaml"]),
+                                     sources=[tmp_path])])
+    with pytest.raises(ScorecardError, match="gambling"):
+        default.reload()
+    assert "gambling" not in default.detectors[0].categories

@@ -135,7 +135,7 @@ def test_hot_reload_good_and_malformed_packs_without_dropping_sessions(client, p
         live.send_json({"type": "draft", "seq": 2, "text": "这款是宇宙无敌款"})
         assert [w["evidence"] for w in live.receive_json()["warnings"]] == ["宇宙无敌"]
 
-        pack.write_text("pack: ad_law\nversion: x\nrules: [{id: ad_law.broken}]\n", encoding="utf-8")
+        pack.write_text("pack: ad_law\nversion: x\ncategory: ad_law\nrules: [{id: ad_law.broken}]\n", encoding="utf-8")
         assert not asyncio.run(service.reload_if_changed())
         assert "ad_law.broken" in client.get("/readyz").json()["last_reload_error"]
         live.send_json({"type": "draft", "seq": 3, "text": "这款是宇宙无敌款"})
