@@ -38,7 +38,11 @@ _NFKC_RANGES = ((0x2000, 0x206F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0
                 (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x2F800, 0x2FA1F))
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 
-_SEPARATOR_RUN = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—.]+")
+# symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
+# misc symbols and the emoji planes, variation selectors and skin-tone modifiers
+_SEPARATOR_RUN = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
+                            "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
+                            "\U0001f000-\U0001faff]+")
 _LATIN_RUN = re.compile(r"[a-z]+")
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 

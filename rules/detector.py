@@ -20,7 +20,7 @@ from rules.matcher import Match, RegexMatcher, TermMatcher
 from rules.pack import BUNDLED_PACKS, Rule, RuleBook, load_rulebook, pack_files
 from rules.validators import VALIDATORS
 
-CONFIDENCE = {"literal": 1.0, "regex": 1.0, "pinyin": 0.9, "homophone": 0.8}
+CONFIDENCE = {"literal": 1.0, "regex": 1.0, "pinyin": 0.9, "homophone": 0.8, "initials": 0.7}
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2}
 
 

@@ -8,10 +8,14 @@ classified against the compact view:
 - ``literal``: the compact text equals the term;
 - ``pinyin``: some term characters were typed as pinyin (全网zui好), the others literally;
 - ``homophone``: exactly one character of a term of three or more characters was replaced
-  by a same-sounding one (全网醉好), the others literally.
+  by a same-sounding one (全网醉好), the others literally;
+- ``pinyin`` also when a term of three or more characters is spelled wholly in pinyin
+  (quanwangzuihao): a whole Latin run that splits into exactly its syllables;
+- ``initials``: a whole Latin run equal to the pinyin initials of a term of four or more
+  characters (qwzh = 全网最好).
 
-Anything looser (two homophones, no literal character at all) is dropped: sound-alike
-matching beyond that flags ordinary words.
+Anything looser (two homophones, a short term with no literal character) is dropped:
+sound-alike matching beyond that flags ordinary words.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Generic, TypeVar
 
 import ahocorasick
 
-from qa_engine.text import OffsetMap, PhoneticFolder, TextView, fold
+from qa_engine.text import OffsetMap, PhoneticFolder, TextView, fold, syllables
 
 Payload = TypeVar("Payload")
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN_RUN = re.compile(r"[a-z]+")
+INITIALS_MIN_CHARS = 4  # shorter initials (qw, zh) are ordinary Latin text
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,10 @@ class TermMatcher(Generic[Payload]):
             by_key.setdefault(key, []).append((term, payload))
         for key, values in by_key.items():
             self._automaton.add_word(key, (len(key), tuple(values)))
+        self._initials: dict[str, list[tuple[str, Payload]]] = {}
+        for term, payload in compact_entries:
+            if initials := pinyin_initials(term):
+                self._initials.setdefault(initials, []).append((term, payload))
         self._empty = not by_key
         if by_key:
             self._automaton.make_automaton()
@@ -76,6 +86,19 @@ class TermMatcher(Generic[Payload]):
                 if how is not None:
                     orig_start, orig_end = view.compact_to_original(compact_start, compact_end)
                     yield Match(payload, orig_start, orig_end, how)
+        if self._initials:
+            for run in _LATIN_RUN.finditer(view.compact):
+                for _, payload in self._initials.get(run.group(), ()):
+                    yield Match(payload, *view.compact_to_original(*run.span()), "initials")
+
+
+def pinyin_initials(term: str) -> str | None:
+    """``qwzh`` for 全网最好: the first letter of each character's first reading (terms of
+    ``INITIALS_MIN_CHARS`` or more Chinese characters only)."""
+    if len(term) < INITIALS_MIN_CHARS or not all(_CJK.match(char) for char in term):
+        return None
+    readings = [syllables(char) for char in term]
+    return "".join(r[0][0] for r in readings) if all(readings) else None
 
 
 def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None) -> str | None:
@@ -91,7 +114,7 @@ def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None)
     literal = sum(1 for piece, char in zip(pieces, term) if piece == char and _CJK.match(char))
     homophones = len(term) - pinyin - sum(1 for piece, char in zip(pieces, term) if piece == char)
     if literal == 0:
-        return None
+        return "pinyin" if pinyin == len(term) >= 3 else None
     if pinyin and homophones == 0:
         return "pinyin"
     if not pinyin and homophones == 1 and len(term) >= 3:
