@@ -17,6 +17,8 @@ def train(
                                               "conversations.jsonl).")] = Path(TrainConfig.labels_dir),
     teacher_layers: Annotated[int, typer.Option(help="e5-small layers the teacher keeps (0: no teacher).")]
         = TrainConfig.teacher_layers,
+    reuse_teacher: Annotated[bool, typer.Option(help="Distil from the teacher an earlier run left in --run-dir "
+                                                     "instead of fine-tuning it again.")] = False,
     output: Annotated[Path, typer.Option(help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md).")]
         = Path(TrainConfig.output),
     run_dir: Annotated[Path, typer.Option(help="Run directory for fp32 checkpoint and ONNX (not shipped).")]
@@ -31,6 +33,7 @@ def train(
     from models.train import train as run
 
     config = TrainConfig(corpora=[str(corpus)] if corpus else [], labels_dir=str(labels), teacher_layers=teacher_layers,
+                         reuse_teacher=reuse_teacher,
                          output=str(output), run_dir=str(run_dir), seed=seed, pretrain_steps=pretrain_steps,
                          finetune_epochs=epochs, device=device)
     report = run(config)

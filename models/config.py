@@ -29,9 +29,10 @@ class TrainConfig:
     data_dir: str = str(DATA_DIR)                      # synthetic labelled set (no corpus given)
     labels_dir: str = str(DATA_DIR / "real")           # labels of the real corpora, by reference
     teacher_layers: int = 6                            # e5-small layers the teacher keeps (0: no teacher)
-    teacher_epochs: int = 3
+    teacher_epochs: int = 2
     teacher_batch: int = 16
     teacher_lr: float = 4e-5
+    reuse_teacher: bool = False                        # distil from the teacher a previous run left in run_dir
     output: str = str(SHIPPED_MODEL)
     run_dir: str = str(PACKAGE_DIR / "runs" / MODEL_NAME)
     seed: int = 20261106

@@ -304,7 +304,8 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
             lines.append(f"| {measure} | " + " | ".join(f"{report['pipeline'][s][measure]:.3f}" for s in systems)
                          + f" | {targets.get(measure, '')} |")
         first = report["pipeline"][systems[0]]
-        lines += ["", f"({first['agent turns']} labelled agent turns, {first['conversations']} conversations, "
+        lines += ["", f"({first['agent turns']} agent turns, {first['labelled agent turns']} of them labelled (empathy is "
+                  f"measured on those; every turn a rule hits is labelled), {first['conversations']} conversations, "
                   f"{first['rated conversations']} with a JDDC dialogue satisfaction rating.)", ""]
     lines += ["## Reproduce", "", "```bash",
               "qa-engine train --corpus ../shared/corpora    # real labels in models/data/real; rebuilds the teacher",
@@ -362,7 +363,7 @@ def pipeline_comparison(data: Dataset, model_dir: Path | None = None) -> dict[st
     for name, pipeline in systems.items():
         compliance = pipeline.scorecard.auto_fail_categories or pipeline.scorecard.scored_categories
         gold_e, pred_e, gold_r, pred_r, scores, satisfaction = [], [], [], [], [], []
-        false_turns = 0
+        false_turns = unverified = all_agent = 0
         for record in test.conversations:
             conversation = conversation_of(record)
             report = pipeline.score(conversation)
@@ -372,9 +373,13 @@ def pipeline_comparison(data: Dataset, model_dir: Path | None = None) -> dict[st
             for f in counted:
                 if f.kind is FindingKind.VIOLATION and f.category in compliance and f.turn is not None:
                     violating.setdefault(f.turn, set()).add(f.category)
-            for index in range(len(conversation.turns)):
+            for index, turn in enumerate(conversation.turns):
+                if turn.role is not Role.AGENT:
+                    continue
+                all_agent += 1
                 row = agent.get(f"{record['conversation_id']}#{index}")
                 if row is None:
+                    unverified += index in violating  # every rule-hit turn is labelled: a model-only finding
                     continue
                 gold_e.append("yes" if row["empathy"] else "no")
                 pred_e.append("yes" if index in empathic else "no")
@@ -388,7 +393,9 @@ def pipeline_comparison(data: Dataset, model_dir: Path | None = None) -> dict[st
         result[name] = {"empathy F1 (yes)": empathy["f1"], "empathy precision": empathy["precision"],
                         "empathy recall": empathy["recall"],
                         "resolution accuracy": classification_report(gold_r, pred_r, HEADS["resolution"])["accuracy"],
-                        "false violation turns per 1,000 agent turns": 1000 * false_turns / max(len(gold_e), 1),
+                        "false violation turns per 1,000 agent turns": 1000 * false_turns / max(all_agent, 1),
+                        "violation turns without a label": unverified,
                         "Spearman ρ (score vs satisfaction)": spearman(scores, satisfaction),
-                        "agent turns": len(gold_e), "conversations": len(gold_r), "rated conversations": len(scores)}
+                        "agent turns": all_agent, "labelled agent turns": len(gold_e), "conversations": len(gold_r),
+                        "rated conversations": len(scores)}
     return result

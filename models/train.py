@@ -288,9 +288,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
     dev_examples = head_examples(dev_data, rules)
 
     teacher = teacher_artefact = None
-    if real and config.teacher_layers:
+    if real and config.reuse_teacher:
+        from models.teacher import TEACHER_NAME
+
+        teacher = TorchBackend.from_checkpoint(ModelArtefact.load(run_dir / TEACHER_NAME), str(device))
+        teacher_artefact = teacher.artefact
+        log.append(f"teacher: reused {teacher_artefact.name} {teacher_artefact.provenance} from {teacher_artefact.directory}")
+    elif real and config.teacher_layers:
         teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, dev_data.conversations, config,
                                                    device, run_dir, log)
+    if teacher is not None:
         labelled = {e.source.split(":")[0] for e in train_examples}
         distil = unlabelled_examples(pool, labelled)
         train_examples = with_soft_labels(train_examples, teacher) + with_soft_labels(distil, teacher)
