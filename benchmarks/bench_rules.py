@@ -5,8 +5,9 @@ Prints, in one run on the bundled sample month's utterances:
   the whole rule detector (context stages included), against one Python ``re`` alternation
   of the same terms with no normalisation;
 - p50/p99 latency per 100-character utterance;
-- how many generated evasion cases (traditional, full-width, spaces, symbols, zero-width,
-  pinyin, homophone spellings of each pack term seen in agent speech) each one catches.
+- how many generated evasion cases (``rules.evasions``: traditional, full-width, spaces, symbols,
+  emoji, zero-width, pinyin, whole-word pinyin, pinyin initials and homophone spellings of each
+  pack term) each one catches.
 
     python benchmarks/bench_rules.py [--repeat 20]
 """
@@ -21,13 +22,11 @@ import statistics
 import time
 from pathlib import Path
 
-import opencc
-from pypinyin.pinyin_dict import pinyin_dict
-
 from qa_engine.io import load
 from qa_engine.schema import Conversation, Turn
-from qa_engine.text import normalise, syllables
+from qa_engine.text import normalise
 from rules.detector import RuleDetector
+from rules.evasions import evasion_cases
 from rules.pack import load_rulebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,40 +36,6 @@ SAMPLE = ROOT / "qa_engine" / "samples" / "sample_month.jsonl"
 def utterances() -> list[str]:
     with open(SAMPLE, encoding="utf-8") as handle:
         return [turn["text"] for line in handle for turn in json.loads(line)["turns"]]
-
-
-def evasion_cases(terms: list[str], seed: int = 7) -> list[tuple[str, str, str]]:
-    """(form, term, utterance) for each CJK term of two or more characters."""
-    rng = random.Random(seed)
-    to_traditional = opencc.OpenCC("s2t")
-    by_sound: dict[str, list[str]] = {}
-    for code in pinyin_dict:
-        char = chr(code)
-        if 0x4E00 <= code <= 0x9FFF and normalise(char).compact == char:  # a simplified character
-            by_sound.setdefault(syllables(char)[0], []).append(char)
-    cases = []
-    for term in terms:
-        if len(term) < 2 or not all("\u4e00" <= ch <= "\u9fff" for ch in term):
-            continue
-        forms = {
-            "spaces": " ".join(term),
-            "symbols": "-".join(term),
-            "zero-width": "\u200b".join(term),
-            "full-width spaces": "\u3000".join(term),
-            "pinyin": term[:-1] + syllables(term[-1])[0],
-        }
-        traditional = to_traditional.convert(term)
-        if traditional != term:
-            forms["traditional"] = traditional
-        if len(term) >= 3:
-            index = rng.randrange(len(term))
-            sound = syllables(term[index])[0]
-            others = [ch for ch in by_sound.get(sound, []) if ch != term[index] and syllables(ch)[0] == sound]
-            if others:
-                forms["homophone"] = term[:index] + rng.choice(sorted(others)[:20]) + term[index + 1:]
-        for form, spelled in forms.items():
-            cases.append((form, term, f"亲，这款{spelled}哦"))
-    return cases
 
 
 def percentile(values: list[float], q: float) -> float:

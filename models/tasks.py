@@ -14,7 +14,7 @@ from typing import Any
 
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.text import fold
-from models.tokenizer import MAX_LENGTH, ROLE_TOKENS
+from models.tokenizer import ROLE_TOKENS
 
 HEADS: dict[str, tuple[str, ...]] = {
     "empathy": ("no", "yes"),                               # agent turn
@@ -22,9 +22,12 @@ HEADS: dict[str, tuple[str, ...]] = {
     "violation": ("excused", "real"),                       # a rule hit in its context
     "resolution": ("resolved", "unresolved", "escalated"),  # whole conversation
 }
-_CONVERSATION_BUDGET = MAX_LENGTH - 2  # characters ≈ tokens for a char tokenizer
-TURN_CHARS = 120     # a turn is judged on its first 120 characters (real agent turns run to several hundred)
-CONTEXT_CHARS = 48   # ... and the end of the other speaker's turn before it
+# Input budgets (characters ≈ tokens for the char student): what keeps the CPU path within its speed
+# target on real-length conversations (27 turns) while keeping the evidence: a long agent turn keeps its
+# head and its tail (templates close with the apology: …给您带来不便，还请您见谅).
+TURN_HEAD = TURN_TAIL = 48  # a turn longer than 96 characters is judged on its first and last 48
+CONTEXT_CHARS = 24          # ... and the end of the other speaker's turn before it
+_CONVERSATION_BUDGET = 128  # resolution reads the end of the conversation
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,10 @@ def turn_pair(text: str, context: str | None) -> tuple[str, str | None]:
 
     Empathy and customer emotion are judged on the same input, so one forward pass per turn serves both.
     """
-    return fold(text)[:TURN_CHARS], (fold(context)[-CONTEXT_CHARS:] if context else None) or None
+    folded = fold(text)
+    if len(folded) > TURN_HEAD + TURN_TAIL:
+        folded = folded[:TURN_HEAD] + "…" + folded[-TURN_TAIL:]
+    return folded, (fold(context)[-CONTEXT_CHARS:] if context else None) or None
 
 
 def previous_other(conversation: Conversation, index: int) -> str | None:

@@ -345,7 +345,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             from models.evaluate import pipeline_comparison
 
             report["pipeline"] = pipeline_comparison(data, output)
-            report["agreement"] = json.loads((Path(config.labels_dir) / "agreement.json").read_text(encoding="utf-8"))
+            agreement = Path(config.labels_dir) / "agreement.json"
+            report["agreement"] = json.loads(agreement.read_text(encoding="utf-8")) if agreement.exists() else {}
         write_card(output / "CARD.md", artefact, report)
     (run_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report

