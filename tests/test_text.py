@@ -22,6 +22,9 @@ EVASIONS = [
     ("这款是全网 zui 好的",            "全网 zui 好",        "pinyin"),
     ("这款是全网醉好的",              "全网醉好",          "homophone"),
     ("这款是全網ｚｕｉ好的",            "全網ｚｕｉ好",        "pinyin"),     # traditional + full-width pinyin
+    ("这款是全网最✨好的",             "全网最✨好",         "literal"),    # emoji between characters
+    ("这款quanwangzuihao",          "quanwangzuihao",   "pinyin"),     # whole-word pinyin
+    ("这款是qwzh哦",                 "qwzh",             "initials"),   # pinyin initials
 ]
 # fmt: on
 
@@ -37,7 +40,7 @@ def test_evasions_are_found_with_original_spans(matcher, text, evidence, how):
     assert [(text[m.start:m.end], m.how) for m in matches] == [(evidence, how)]
 
 
-@pytest.mark.parametrize("text", ["全网最低", "全网都说好", "全，网，最，好", "quanwangzuihao", "全网罪号"])
+@pytest.mark.parametrize("text", ["全网最低", "全网都说好", "全，网，最，好", "qwz", "qwzhx", "全网罪号"])
 def test_non_matches(matcher, text):
     # 全，网 … : clause punctuation never joins words; all-pinyin and two homophones are too loose
     assert list(matcher.find(normalise(text))) == []
