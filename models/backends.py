@@ -22,6 +22,7 @@ from models.tokenizer import MAX_LENGTH, load_tokenizer
 
 BACKENDS = ("auto", "onnx", "torch")
 MEMO_SIZE = 4  # recent logits calls kept (a conversation's turns, its resolution input, its hits)
+BATCH_SIZE = 8  # inputs sorted by length, 8 at a time: little padding (a conversation's turns run 2–100 characters)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -63,7 +64,7 @@ class Backend(ABC):
 
     name: str = ""
 
-    def __init__(self, tokenizer, device: str, batch_size: int = 64, artefact: ModelArtefact | None = None) -> None:
+    def __init__(self, tokenizer, device: str, batch_size: int = BATCH_SIZE, artefact: ModelArtefact | None = None) -> None:
         self.artefact = artefact  # manifest (thresholds, provenance); None for an in-training torch module
         self.tokenizer = tokenizer
         self.device = device
@@ -106,7 +107,7 @@ class OnnxBackend(Backend):
 
     name = "onnx"
 
-    def __init__(self, artefact: ModelArtefact, device: str = "auto", batch_size: int = 64,
+    def __init__(self, artefact: ModelArtefact, device: str = "auto", batch_size: int = BATCH_SIZE,
                  threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
@@ -135,7 +136,7 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 64,
+    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = BATCH_SIZE,
                  artefact: ModelArtefact | None = None) -> None:
         import torch
 
@@ -144,7 +145,7 @@ class TorchBackend(Backend):
         self._torch = torch
 
     @classmethod
-    def from_checkpoint(cls, artefact: ModelArtefact, device: str = "auto", batch_size: int = 64,
+    def from_checkpoint(cls, artefact: ModelArtefact, device: str = "auto", batch_size: int = BATCH_SIZE,
                         checkpoint: Path | None = None) -> TorchBackend:
         """The fp32 checkpoint of a training run (shipped models carry only the int8 ONNX)."""
         try:
@@ -179,7 +180,7 @@ def _cuda_torch_usable(artefact: ModelArtefact, checkpoint: Path | None) -> bool
     return torch.cuda.is_available()
 
 
-def select_backend(artefact: ModelArtefact, backend: str = "auto", device: str = "auto", batch_size: int = 64,
+def select_backend(artefact: ModelArtefact, backend: str = "auto", device: str = "auto", batch_size: int = BATCH_SIZE,
                    checkpoint: Path | None = None) -> Backend:
     """``auto``: onnxruntime on CUDA, else torch on CUDA (with a checkpoint), else onnxruntime CPU, else torch CPU.
 

@@ -115,9 +115,9 @@ class ResolutionModelDetector(_ModelDetector):
 
 
 class EmotionModelDetector(_ModelDetector):
-    """The customer's emotion in their last turn ('emotion at end') and their satisfaction over the
-    whole conversation: the mean of p(positive) − p(negative) over their turns, cut at thresholds
-    tuned on dev against the customers' own dialogue ratings (JDDC)."""
+    """The customer's emotion in their last turn ('emotion at end') and their satisfaction with the
+    conversation (``satisfaction_score``), cut at thresholds tuned on dev against the customers' own
+    dialogue ratings (JDDC)."""
 
     name = "qa.emotion.model.v1"
 
@@ -135,12 +135,17 @@ class EmotionModelDetector(_ModelDetector):
         return [self._finding(f"emotion.{label}", "emotion", FindingKind.LABEL, last, probs[-1].max(), label=label,
                               evidence=conversation.turns[last].text),
                 self._finding(f"satisfaction.{satisfaction}", "satisfaction", FindingKind.LABEL, None, 1.0,
-                              label=satisfaction, message=f"customer mood {mood:+.2f} (mean p(positive) − p(negative))")]
+                              label=satisfaction, message=f"customer mood {mood:+.2f} (minus mean p(negative), last turns)")]
+
+
+SATISFACTION_TURNS = 3  # the customer's last turns the conversation's satisfaction is read from
 
 
 def satisfaction_score(emotion_probs: np.ndarray) -> float:
-    """Mean p(positive) − p(negative) over the customer's turns (emotion head order: negative, neutral, positive)."""
-    return float((emotion_probs[:, 2] - emotion_probs[:, 0]).mean()) if len(emotion_probs) else 0.0
+    """Minus the mean p(negative) over the customer's last turns (emotion head order: negative, neutral,
+    positive). Chosen on the train and dev splits: the customers' dialogue ratings follow how dissatisfied
+    they still are at the end (ρ 0.39 / 0.25) more than their average mood (0.33 / 0.10)."""
+    return -float(emotion_probs[-SATISFACTION_TURNS:, 0].mean()) if len(emotion_probs) else 0.0
 
 
 def satisfaction_label(score: float, low: float, high: float) -> str:
