@@ -170,9 +170,14 @@ class TorchBackend(Backend):
             return [logits.float().cpu().numpy() for logits in self.model(**tensors)]
 
 
+def _nvidia_driver_present() -> bool:
+    """A cheap look for an NVIDIA driver, so CPU machines never import torch just to ask about CUDA."""
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def _cuda_torch_usable(artefact: ModelArtefact, checkpoint: Path | None) -> bool:
-    if not Path(checkpoint or artefact.directory / TORCH_FILE).is_file():
-        return False  # no checkpoint: do not pay for importing torch
+    if not Path(checkpoint or artefact.directory / TORCH_FILE).is_file() or not _nvidia_driver_present():
+        return False  # no checkpoint or no GPU driver: do not pay for importing torch
     try:
         import torch
     except ImportError:

@@ -379,5 +379,10 @@ def test_model_findings_and_model_provenance_reach_the_auditor_report(tmp_path):
     out = tmp_path / "r.csv"
     assert run("report", str(results), "-o", str(out)).returncode == 0
     _, rows = csv_rows(out)
-    assert rows and all("; model qa_zh_char=0.1.0 sha256:" in r["versions"] for r in rows)
+    from models import SHIPPED_MODEL
+    from models.artefact import ModelArtefact
+
+    shipped = ModelArtefact.load(SHIPPED_MODEL)
+    assert rows and all(f"model qa_zh_char={shipped.provenance}" in r["versions"]
+                        and f"qa_e5_teacher={shipped.manifest['teacher']['provenance']}" in r["versions"] for r in rows)
     assert any(r["detector"].startswith("qa.violation.model.v1@") for r in rows)
