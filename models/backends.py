@@ -8,9 +8,10 @@ conversation. ``select_backend`` picks the fastest one available; config may nam
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class Backend(ABC):
         self.device = device
         self.batch_size = batch_size
         self._memo: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._memo_lock = threading.Lock()  # the live service may score from several threads
 
     @abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
@@ -83,7 +85,8 @@ class Backend(ABC):
         if not inputs:
             return {head: np.zeros((0, len(labels)), np.float32) for head, labels in HEADS.items()}
         key = tuple(inputs)
-        memoised = self._memo.get(key)
+        with self._memo_lock:
+            memoised = self._memo.get(key)
         if memoised is not None:
             return memoised
         ids, types = encode(self.tokenizer, inputs)
@@ -93,9 +96,10 @@ class Backend(ABC):
             batch = order[start:start + self.batch_size]
             for head, logits in zip(HEADS, self._run(pad([ids[i] for i in batch], [types[i] for i in batch]))):
                 out[head][batch] = logits
-        self._memo[key] = out
-        while len(self._memo) > MEMO_SIZE:
-            self._memo.popitem(last=False)
+        with self._memo_lock:
+            self._memo[key] = out
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
         return out
 
     def probabilities(self, head: str, inputs: Sequence[tuple[str, str | None]]) -> np.ndarray:

@@ -206,7 +206,7 @@ def load_real_dataset(corpora: Path, label_dir: Path = REAL_DIR) -> Dataset:
                 row |= {"empathy": bool(agent[tid]["empathy"]), "compliance": list(agent[tid]["compliance"])}
             elif turn.role.value == "customer" and satisfaction[index] is not None:
                 row["emotion"] = EMOTION_OF_SATISFACTION[satisfaction[index]]
-            if len(row) > 7:
+            if "empathy" in row or "emotion" in row:
                 rows.append(row)
             turns.append({"role": turn.role.value, "text": turn.text})
         if cid in labelled:
