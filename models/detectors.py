@@ -122,12 +122,10 @@ class EmotionModelDetector(_ModelDetector):
     name = "qa.emotion.model.v1"
 
     def detect(self, conversation: Conversation) -> list[Finding]:
-        customer = [i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER]
+        customer, probs = customer_emotion(self.backend, conversation)
         if not customer:
             return []
         last = customer[-1]
-        spoken, logits = turn_logits(self.backend, conversation)
-        probs = softmax(logits["emotion"][[spoken.index(i) for i in customer]])
         label = HEADS["emotion"][int(probs[-1].argmax())]
         mood = satisfaction_score(probs)
         satisfaction = satisfaction_label(mood, self.artefact.threshold("satisfaction_low"),
@@ -136,6 +134,13 @@ class EmotionModelDetector(_ModelDetector):
                               evidence=conversation.turns[last].text),
                 self._finding(f"satisfaction.{satisfaction}", "satisfaction", FindingKind.LABEL, None, 1.0,
                               label=satisfaction, message=f"customer mood {mood:+.2f} (minus mean p(negative), last turns)")]
+
+
+def customer_emotion(backend: Backend, conversation: Conversation) -> tuple[list[int], np.ndarray]:
+    """The customer's turns and the emotion head's probabilities for each (from the shared turn pass)."""
+    spoken, logits = turn_logits(backend, conversation)
+    customer = [i for i in spoken if conversation.turns[i].role is Role.CUSTOMER]
+    return customer, softmax(logits["emotion"][[spoken.index(i) for i in customer]])
 
 
 SATISFACTION_TURNS = 3  # the customer's last turns the conversation's satisfaction is read from

@@ -100,37 +100,35 @@ def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Datas
     heads = report["heads"]
     conversations = [conversation_of(c) for c in test.conversations]
     lexicons = load_lexicons()
+    inputs = {"empathy": [turn_pair(u["text"], u.get("context")) for u in agent],
+              "emotion": [turn_pair(u["text"], u.get("context")) for u in customer],
+              "resolution": [(conversation_input(c.turns), None) for c in conversations]}
+    gold = {"empathy": ["yes" if u["empathy"] else "no" for u in agent],
+            "emotion": [u["emotion"] for u in customer],
+            "resolution": [c["labels"]["resolution"] for c in test.conversations]}
     for name, backend in systems.items():
-        probs = backend.probabilities("empathy", [turn_pair(u["text"], u.get("context")) for u in agent])[:, 1]
-        heads["empathy"][name] = classification_report(
-            ["yes" if u["empathy"] else "no" for u in agent],
-            ["yes" if p >= backend.artefact.threshold("empathy") else "no" for p in probs], HEADS["empathy"]) | {
-            "ece": expected_calibration_error(np.stack([1 - probs, probs], axis=1), np.array([int(u["empathy"]) for u in agent]))}
-        logits = backend.logits([(conversation_input(c.turns), None) for c in conversations])["resolution"]
-        heads["resolution"][name] = classification_report([c["labels"]["resolution"] for c in test.conversations],
-                                                          [HEADS["resolution"][i] for i in logits.argmax(axis=1)],
-                                                          HEADS["resolution"]) | {"ece": expected_calibration_error(
-            softmax(logits), np.array([HEADS["resolution"].index(c["labels"]["resolution"]) for c in test.conversations]))}
-        logits = backend.logits([turn_pair(u["text"], u.get("context")) for u in customer])["emotion"]
-        heads["emotion"][name] = classification_report([u["emotion"] for u in customer],
-                                                       [HEADS["emotion"][i] for i in logits.argmax(axis=1)], HEADS["emotion"]) | {
-            "ece": expected_calibration_error(softmax(logits), np.array([HEADS["emotion"].index(u["emotion"]) for u in customer]))}
+        for head, items in inputs.items():
+            probs = backend.probabilities(head, items)
+            predicted = ([HEADS[head][int(p >= backend.artefact.threshold(head))] for p in probs[:, 1]] if head == "empathy"
+                         else [HEADS[head][i] for i in probs.argmax(axis=1)])
+            heads[head][name] = classification_report(gold[head], predicted, HEADS[head]) | {
+                "ece": expected_calibration_error(probs, np.array([HEADS[head].index(g) for g in gold[head]]))}
         heads["violation"][name] = _violations(backend, agent, rules)
     empathy_baseline = EmpathyLexicalDetector()
     heads["empathy"]["qa.empathy.lexical.v1"] = classification_report(
-        ["yes" if u["empathy"] else "no" for u in agent],
+        gold["empathy"],
         ["yes" if any(f.kind is FindingKind.SIGNAL for f in empathy_baseline.detect(_agent_turn(u["text"]))) else "no"
          for u in agent], HEADS["empathy"])
     resolution_baseline = ResolutionLexicalDetector()
     heads["resolution"]["qa.resolution.lexical.v1"] = classification_report(
-        [c["labels"]["resolution"] for c in test.conversations],
+        gold["resolution"],
         [resolution_baseline.detect(c)[0].label for c in conversations], HEADS["resolution"])
     heads["emotion"]["complaint-cue heuristic (no shipped baseline)"] = classification_report(
-        [u["emotion"] for u in customer],
+        gold["emotion"],
         ["negative" if lexicons.cues("complaint", "cues").first(normalise(u["text"]).compact) else "neutral"
          for u in customer], HEADS["emotion"])
     heads["violation"]["qa.rules.v1"] = _violations(None, agent, rules)
-    report["parity"] = _parity(systems["student (shipped int8 ONNX)"], fp32, agent, customer, conversations)
+    report["parity"] = _parity(systems["student (shipped int8 ONNX)"], fp32, inputs)
     return report
 
 
@@ -168,11 +166,8 @@ def _set_scores(gold: set, predicted: set) -> dict[str, float]:
             if precision + recall else 0.0, "gold": len(gold), "predicted": len(predicted)}
 
 
-def _parity(shipped, fp32, agent, customer, conversations) -> dict[str, Any]:
+def _parity(shipped, fp32, inputs: dict[str, list[tuple[str, str | None]]]) -> dict[str, Any]:
     """int8 ONNX vs fp32 torch on the test inputs: same predicted labels? largest logit difference?"""
-    inputs = {"empathy": [turn_pair(u["text"], u.get("context")) for u in agent],
-              "emotion": [turn_pair(u["text"], u.get("context")) for u in customer],
-              "resolution": [(conversation_input(c.turns), None) for c in conversations]}
     result = {}
     for head, items in inputs.items():
         a, b = shipped.logits(items)[head], fp32.logits(items)[head]

@@ -14,6 +14,7 @@ from typing import Any
 
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.text import fold
+from models.annotation import turn_id
 from models.tokenizer import ROLE_TOKENS
 
 HEADS: dict[str, tuple[str, ...]] = {
@@ -180,7 +181,7 @@ def unlabelled_examples(conversations: Iterable[Conversation], labelled: set[str
     for conversation in conversations:
         cid = conversation.conversation_id
         for index, turn in enumerate(conversation.turns):
-            source = f"{cid}#{index}"
+            source = turn_id(cid, index)
             head = {Role.AGENT: "empathy", Role.CUSTOMER: "emotion"}.get(turn.role)
             if head and source not in labelled:
                 examples.append(Example(head, *turn_pair(turn.text, previous_other(conversation, index)), source=source))

@@ -27,8 +27,8 @@ from models.corpus import bundled_texts
 from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
-                          previous_other, resolution_examples, turn_examples, turn_input, turn_pair,
-                          unlabelled_examples, violation_examples, with_soft_labels)
+                          resolution_examples, turn_examples, turn_input, unlabelled_examples, violation_examples,
+                          with_soft_labels)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -167,18 +167,13 @@ def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
 def tune_satisfaction(backend, conversations: list[dict[str, Any]]) -> dict[str, float]:
     """Cut points of the customer's mood (``models.detectors.satisfaction_score``) into dissatisfied /
     neutral / satisfied, chosen on dev for the best macro-F1 against the customers' dialogue ratings."""
-    from models.detectors import satisfaction_label, satisfaction_score
+    from models.detectors import customer_emotion, satisfaction_label, satisfaction_score
     from models.evaluate import classification_report, macro_f1
 
     rated = [c for c in conversations if c.get("satisfaction") is not None]
     if not rated:
         return {}
-    moods = []
-    for record in rated:
-        conversation = conversation_of(record)
-        turns = [i for i, t in enumerate(conversation.turns) if t.role.value == "customer"]
-        inputs = [turn_pair(conversation.turns[i].text, previous_other(conversation, i)) for i in turns]
-        moods.append(satisfaction_score(backend.probabilities("emotion", inputs)))
+    moods = [satisfaction_score(customer_emotion(backend, conversation_of(record))[1]) for record in rated]
     names = ("dissatisfied", "neutral", "satisfied")
     gold = [names[c["satisfaction"]] for c in rated]
     grid = sorted(set(np.round(np.quantile(moods, np.linspace(0.02, 0.98, 33)), 4).tolist()))
