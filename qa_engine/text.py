@@ -43,7 +43,7 @@ _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 _SEPARATOR_RUN = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
                             "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
                             "\U0001f000-\U0001faff]+")
-_LATIN_RUN = re.compile(r"[a-z]+")
+LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 
 
@@ -211,7 +211,7 @@ class PhoneticFolder:
     def __call__(self, compact: str) -> tuple[str, OffsetMap | None]:
         """Phonetic view of a compact text and its map back to the compact text."""
         edits: list[tuple[int, int, str]] = []
-        for match in _LATIN_RUN.finditer(compact):
+        for match in LATIN_RUN.finditer(compact):
             split = self._split(match.group())
             if split:
                 pos = match.start()

@@ -27,12 +27,11 @@ from typing import Generic, TypeVar
 
 import ahocorasick
 
-from qa_engine.text import OffsetMap, PhoneticFolder, TextView, fold, syllables
+from qa_engine.text import LATIN_RUN, OffsetMap, PhoneticFolder, TextView, fold, syllables
 
 Payload = TypeVar("Payload")
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN_RUN = re.compile(r"[a-z]+")
 INITIALS_MIN_CHARS = 4  # shorter initials (qw, zh) are ordinary Latin text
 
 
@@ -87,7 +86,7 @@ class TermMatcher(Generic[Payload]):
                     orig_start, orig_end = view.compact_to_original(compact_start, compact_end)
                     yield Match(payload, orig_start, orig_end, how)
         if self._initials:
-            for run in _LATIN_RUN.finditer(view.compact):
+            for run in LATIN_RUN.finditer(view.compact):
                 for _, payload in self._initials.get(run.group(), ()):
                     yield Match(payload, *view.compact_to_original(*run.span()), "initials")
 
