@@ -121,11 +121,13 @@ class Service:
         return tuple(signature)
 
     async def reload_if_changed(self) -> bool:
-        """Swap in changed rule packs; a malformed pack is refused and the old ones keep serving."""
+        """Swap in changed rule packs. A malformed pack, or a pack or category that disappeared
+        (unless ``allow_pack_removal``), is refused and the old packs keep serving."""
         signature = await asyncio.to_thread(self._files_signature)
         if signature == self._signature:
             return False
         self._signature = signature
+        before = set(self.pipeline.versions.rule_packs)
         try:
             versions = await asyncio.to_thread(self.pipeline.reload, self.settings.allow_pack_removal)
         except QAEngineError as exc:
@@ -136,6 +138,8 @@ class Service:
         self.last_reload_error = None
         self.metrics.reloads.labels(outcome="ok").inc()
         log.info("rule packs reloaded: %s", versions.rule_packs)
+        if before - set(versions.rule_packs):
+            log.warning("rule packs removed (allow_pack_removal): %s", sorted(before - set(versions.rule_packs)))
         return True
 
     async def watch(self) -> None:

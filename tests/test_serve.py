@@ -330,9 +330,10 @@ def test_a_category_that_disappears_is_refused(client, packs):
     assert "category 'efficacy'" in client.get("/readyz").json()["last_reload_error"]
 
 
-def test_removing_a_pack_is_accepted_when_the_operator_allows_it(tmp_path, packs):
+def test_removing_a_pack_is_accepted_when_the_operator_allows_it(tmp_path, packs, caplog):
     with make_client(tmp_path, packs, allow_pack_removal=True) as client:
         assert _delete_pack_and_reload(client, packs / "ad_law.yaml")
+        assert "rule packs removed (allow_pack_removal): ['ad_law']" in caplog.text
         ready = client.get("/readyz").json()
         assert ready["last_reload_error"] is None and "ad_law" not in ready["versions"]["rule_packs"]
         assert client.post("/v1/check", json={"draft": "全网最好"}, headers=AUTH).json()["warnings"] == []
