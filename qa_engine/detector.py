@@ -56,9 +56,10 @@ class Versioned(Protocol):
 @runtime_checkable
 class Reloadable(Protocol):
     """A detector whose data can be re-read in place (the live service watches its files). ``check``
-    vets the new data's categories before it is swapped in (raising keeps the old data)."""
+    vets the new data's categories before it is swapped in (raising keeps the old data); without
+    ``allow_removal`` new data that drops a pack or category is refused the same way."""
 
-    def reload(self, check: Callable[[list[str]], None] | None = None) -> object: ...
+    def reload(self, check: Callable[[list[str]], None] | None = None, allow_removal: bool = False) -> object: ...
 
     def watched_files(self) -> list[str]: ...
 

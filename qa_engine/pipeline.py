@@ -100,16 +100,19 @@ class Pipeline:
         made = [detectors.make(spec.name, **spec.config) for spec in config.detectors]
         return cls(made, scorecard)
 
-    def reload(self) -> Versions:
+    def reload(self, allow_removal: bool = False) -> Versions:
         """Re-read every reloadable detector's data; on an error the old data stays in force.
 
+        A rule pack or category that disappeared is refused like malformed data unless
+        ``allow_removal`` (the operator's explicit choice).
+
         Raises:
-            QAEngineError: the first detector whose new data is malformed (those before it
-                have already swapped theirs in).
+            QAEngineError: the first detector whose new data is malformed or drops a pack
+                (those before it have already swapped theirs in).
         """
         for detector in self.detectors:
             if isinstance(detector, Reloadable):
-                detector.reload(check=self._categories_scored(detector.name))
+                detector.reload(check=self._categories_scored(detector.name), allow_removal=allow_removal)
         return self.versions
 
     def watched_files(self) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa_engine.errors import ErrorCode, RulePackError
 from qa_engine.findings import Finding, FindingKind, Severity
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.schema import Conversation, Role
@@ -72,14 +73,21 @@ class RuleDetector:
     def rulebook(self) -> RuleBook:
         return self._compiled.rulebook
 
-    def reload(self, check: Callable[[list[str]], None] | None = None) -> RuleBook:
+    def reload(self, check: Callable[[list[str]], None] | None = None, allow_removal: bool = False) -> RuleBook:
         """Re-read the packs from their sources and swap them in at once.
 
+        A pack or category that disappeared (a file deleted from a watched folder, a pack's
+        category changed) is refused like a malformed pack unless ``allow_removal``: its rules
+        would otherwise stop being checked without anyone saying so.
+
         Raises:
-            RulePackError: the new packs are malformed; the old ones stay in force.
+            RulePackError: the new packs are malformed, or (E011) drop a pack or category; the
+                old ones stay in force.
             ScorecardError: ``check`` refused a category of the new packs; the old ones stay in force.
         """
         compiled = CompiledRules.build(load_rulebook(self.sources))
+        if not allow_removal:
+            _refuse_removals(self.rulebook, compiled.rulebook, self.sources)
         if check is not None:
             check(compiled.rulebook.categories)
         self._compiled = compiled
@@ -150,6 +158,15 @@ class RuleDetector:
             confidence=CONFIDENCE[match.how], detector=self.name, detector_version=self.version,
             suppressed_by=suppressed_by,
         )
+
+
+def _refuse_removals(old: RuleBook, new: RuleBook, sources: list[Path] | None) -> None:
+    gone = [f"pack {name!r}" for name in sorted({p.pack for p in old.packs} - {p.pack for p in new.packs})]
+    gone += [f"category {name!r}" for name in old.categories if name not in new.categories]
+    if gone:
+        raise RulePackError(ErrorCode.E011, source=", ".join(map(str, sources or [BUNDLED_PACKS])),
+                            detail=f"the reload removes {', '.join(gone)}; the old packs stay in force "
+                                   "(allow pack removal to accept it)")
 
 
 def _enclosing(match: Match[Rule], excused: list[tuple[Match[Rule], str]]) -> str | None:
