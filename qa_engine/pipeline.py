@@ -7,13 +7,14 @@ scorecard → a `ScoreReport` that records every version it depended on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 import qa_engine.baselines  # noqa: F401  (registers the lexical baseline detectors)
 from qa_engine import __version__
-from qa_engine.detector import Detector, Explainer, Reloadable, Versioned, detectors
+from qa_engine.detector import Batching, Detector, Explainer, Reloadable, Versioned, detectors
 from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
@@ -23,6 +24,7 @@ from qa_engine.scorecard import Scorecard, label_of, load_scorecard
 
 
 MODEL_PREFIX = "model."  # data_versions keys of model artefacts; the rest are rule packs
+SCORE_BATCH = 256  # conversations per `score_many` batch: amortises per-batch work, bounds memory
 
 
 class DetectorSpec(BaseModel):
@@ -128,10 +130,28 @@ class Pipeline:
                 found.extend(detector.detect(conversation))
         return found
 
+    def findings_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """`findings` of each conversation, batching detectors that can (identical results)."""
+        found: list[list[Finding]] = [[] for _ in conversations]
+        for detector in self.detectors:
+            batch = (detector.detect_many(conversations) if isinstance(detector, Batching)
+                     else [detector.detect(conversation) for conversation in conversations])
+            for mine, theirs in zip(found, batch, strict=True):
+                mine.extend(theirs)
+        return found
+
     def score(self, conversation: Conversation, explain: bool = False) -> ScoreReport:
         """Score one conversation. ``explain`` adds the suppressed hits (they never score)."""
+        return self._report(conversation, self.findings(conversation, explain))
+
+    def score_many(self, conversations: Iterable[Conversation], batch_size: int = SCORE_BATCH) -> Iterator[ScoreReport]:
+        """Score conversations in batches of ``batch_size`` (the same reports as `score`, faster)."""
+        iterator = iter(conversations)
+        while batch := list(islice(iterator, batch_size)):
+            yield from map(self._report, batch, self.findings_many(batch))
+
+    def _report(self, conversation: Conversation, found: list[Finding]) -> ScoreReport:
         versions = self.versions
-        found = self.findings(conversation, explain)
         metrics = service_metrics(conversation, self.lexicons)
         found += self.scorecard.service_findings(conversation, metrics)
         counted = [f for f in found if f.suppressed_by is None]
@@ -148,10 +168,6 @@ class Pipeline:
             empathy=label_of(counted, "empathy"), metrics=metrics,
             findings=sorted(found, key=lambda f: f.sort_key), versions=versions,
         )
-
-    def score_many(self, conversations: Iterable[Conversation]) -> Iterator[ScoreReport]:
-        for conversation in conversations:
-            yield self.score(conversation)
 
     def check(self, draft: str, role: Role = Role.AGENT, context: Sequence[Turn] = (),
               conversation_id: str = "draft") -> list[Finding]:
