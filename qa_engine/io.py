@@ -268,7 +268,7 @@ class FileReader:
             _refuse_utf16(self.source, probe.read(4))
         with open(self.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
+            header = next((fields for fields in reader if fields), None)  # blank lines before it are no rows
             if header is None:
                 return
             if not _is_text(",".join(header)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -313,3 +314,25 @@ def test_out_of_order_timestamps_give_unknown_times_and_a_flag(pipeline):
     assert metrics.timestamps_out_of_order and metrics.greeting_s is None
     in_order = pipeline.score(parse_conversation(GOOD)).metrics
     assert not in_order.timestamps_out_of_order and in_order.first_response_s == 5.0
+
+
+BAD_INPUTS = Path(__file__).parent / "bad_inputs"
+
+
+def test_bad_inputs_corpus_yields_each_files_code_and_covers_every_code():
+    from qa_engine.errors import ErrorCode
+    from qa_engine.schema import Limits
+    limits = Limits(max_turn_bytes=64, max_turns=8, max_conversation_chars=200, max_record_bytes=1024, max_depth=16)
+    covered = set()
+    for path in sorted(BAD_INPUTS.iterdir()):
+        if path.suffix == ".md":
+            continue
+        expected = path.name.split("_", 1)[0]
+        result = load_file(path, limits, strict=".strict." in path.name)
+        assert {q.code for q in result.quarantined} == {expected}, (path.name, result.quarantined)
+        assert result.balanced and result.records_read >= 1, path.name
+        for quarantined in result.quarantined:
+            assert quarantined.reason.startswith(expected) and quarantined.source == str(path)
+        covered.add(expected)
+    record_codes = {c.name for c in ErrorCode if c.name < "E010" or "E040" <= c.name < "E050"}
+    assert covered == record_codes
