@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -81,11 +82,10 @@ Loaded = Conversation | Quarantined
 
 
 class Entry(NamedTuple):
-    """One output of a reader: the item, the input records it came from, its first row."""
+    """One output of a reader: the item and the number of input records it came from."""
 
     item: Loaded
     records: int
-    row: int | None
 
 
 def detect_format(path: Path) -> str:
@@ -171,7 +171,7 @@ class FileReader:
             records = max(1, pending)
             self.records_read = counted + records
             error = RecordError(ErrorCode.E040, source=self.source, detail=detail)
-            yield Entry(_quarantine(self.source, None, error, records=records), records, None)
+            yield Entry(_quarantine(self.source, None, error, records=records), records)
 
     # -- formats -------------------------------------------------------------------------
 
@@ -224,12 +224,12 @@ class FileReader:
             candidate.error = RecordError(ErrorCode.E001, detail=str(exc))
         else:
             candidate.error = _inspect(candidate.record, self.limits, None)
-            candidate.conversation_id = _cid(candidate.record)
         if candidate.error is None and self.adapt is not None:
             try:
                 candidate.record = self.adapt(candidate.record)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 candidate.error = RecordError(ErrorCode.E003, field="<record>", detail=f"not a corpus row: {exc!r}")
+        candidate.conversation_id = _cid(candidate.record)
         return candidate
 
     def _parquet(self) -> Iterator[_Candidate]:
@@ -364,11 +364,11 @@ class FileReader:
                 first = self.seen.get(conversation.conversation_id)
                 if first is None:
                     self.seen[conversation.conversation_id] = f"{self.source}:{candidate.row}"
-                    return Entry(conversation, candidate.records, candidate.row)
+                    return Entry(conversation, candidate.records)
                 error = RecordError(ErrorCode.E041, conversation_id=conversation.conversation_id, first=first)
         quarantined = _quarantine(self.source, candidate.row, error, cid, candidate.raw(), candidate.records,
                                   candidate.oversize)
-        return Entry(quarantined, candidate.records, candidate.row)
+        return Entry(quarantined, candidate.records)
 
 
 @dataclass
@@ -509,24 +509,14 @@ def _json_raw(record: Any) -> Callable[[], bytes]:
 
 def _csv_raw(fields: list[str]) -> Callable[[], bytes]:
     def raw() -> bytes:
-        out = _Line()
+        out = io.StringIO(newline="")
         csv.writer(out).writerow(fields)
-        return out.text.encode("utf-8", "surrogateescape")
+        return out.getvalue().encode("utf-8", "surrogateescape")
     return raw
 
 
 def _joined(raws: list[Callable[[], bytes]]) -> Callable[[], bytes]:
     return lambda: b"".join(raw() for raw in raws)
-
-
-class _Line:
-    """A minimal text sink for csv.writer."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> None:
-        self.text += text
 
 
 def _quarantine(source: str, row: int | None, error: RecordError, conversation_id: str | None = None,
