@@ -22,7 +22,7 @@ def train(
     reuse_teacher: Annotated[bool, typer.Option(help="Distil from the teacher an earlier run left in --run-dir "
                                                      "instead of fine-tuning it again.")] = False,
     output: Annotated[Optional[Path], typer.Option(
-        help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md); must not exist yet. Default: a new "
+        help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md): a new or empty folder. Default: a new "
              "folder under --run-dir, named by the time. The shipped model's folder only with --overwrite-shipped.")]
         = None,
     overwrite_shipped: Annotated[bool, typer.Option(help=f"Allow --output {SHIPPED_MODEL} (replaces the shipped "
