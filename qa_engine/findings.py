@@ -62,7 +62,7 @@ class Finding(BaseModel):
 
 
 class ServiceMetrics(BaseModel):
-    """Service-standard measurements; time metrics are ``None`` when timestamps are missing."""
+    """Service-standard measurements; time metrics are ``None`` when timestamps are missing or out of order."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -76,6 +76,7 @@ class ServiceMetrics(BaseModel):
     bot_failures: int = 0
     handed_over: bool = False
     handover_turn: int | None = None
+    timestamps_out_of_order: bool = False  # then every time metric is None (unknown), not measured
 
 
 class Versions(BaseModel):
