@@ -26,7 +26,7 @@ from qa_engine.config import load_limits, load_pipeline
 from qa_engine.errors import ErrorCode, QAEngineError, RecordError
 from qa_engine.findings import Finding, FindingKind, ScoreReport, Severity
 from qa_engine.io import FileReader, Quarantined, QuarantineWriter, ResultWriter, detect_format
-from qa_engine.pipeline import Pipeline
+from qa_engine.pipeline import SCORE_BATCH, Pipeline
 from qa_engine.schema import Conversation, Role, Turn
 
 app = typer.Typer(help="QA and compliance scoring for Chinese e-commerce customer-service conversations.",
@@ -142,6 +142,15 @@ def score(
     started = time.perf_counter()
     with ResultWriter(output) as writer, QuarantineWriter(quarantine) as bad, _progress(progress) as bar:
         task = bar.add_task("scoring", total=None)
+        pending: list = []  # conversations scored SCORE_BATCH at a time (batching detectors match them together)
+
+        def score_pending() -> None:
+            for entry, report in zip(pending, pipeline.score_many(waiting.item for waiting in pending), strict=True):
+                writer.write(report, entry.item)
+                tally.score(report, entry.records, fail_on)
+                bar.advance(task)
+            pending.clear()
+
         for path in inputs:
             reader = FileReader(path, limits, strict, seen)
             for entry in reader:
@@ -150,11 +159,12 @@ def score(
                     tally.quarantine(entry.item)
                     where = f"{entry.item.source}:{entry.item.row} {entry.item.reason}"
                     err_console.print(f"[yellow]quarantined[/yellow] {escape(where)}")
+                    bar.advance(task)
                 else:
-                    report = pipeline.score(entry.item)
-                    writer.write(report, entry.item)
-                    tally.score(report, entry.records, fail_on)
-                bar.advance(task)
+                    pending.append(entry)
+                    if len(pending) >= SCORE_BATCH:
+                        score_pending()
+            score_pending()
             tally.records_read += reader.records_read
             if reader.records_read == 0:
                 err_console.print(f"[yellow]warning[/yellow] {escape(str(path))} holds no records")

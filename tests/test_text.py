@@ -72,3 +72,16 @@ def test_phonetic_folder_splits_latin_runs_only_when_whole():
     assert folder("zuihaox")[0] == "zuihaox"
     text, offsets = folder("全网zui好")
     assert text == "全网最好" and offsets.to_source(2, 3) == (2, 5)
+
+
+def test_texts_normalised_together_keep_their_own_views_and_offsets():
+    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3."]
+    together = TextBatch(texts)
+    for index, text in enumerate(texts):
+        view, alone = together.view(index), normalise(text)
+        assert (view.original, view.folded, view.compact) == (alone.original, alone.folded, alone.compact)
+        assert len(view.folded) == len(text)
+        spans = [view.compact_to_original(i, i + 1) for i in range(len(view.compact))]
+        assert spans == [alone.compact_to_original(i, i + 1) for i in range(len(alone.compact))]
+        assert all(view.folded[s:e].strip() for s, e in spans)  # every compact character cites typed text
+    assert together.view(3).compact == "a b全网zui好".replace(" ", "")  # a typed NUL folds to a space
