@@ -139,7 +139,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
         yield
         if watcher is not None:
             watcher.cancel()
-        service.warning_log.close()
+        await asyncio.to_thread(service.warning_log.close)  # flushes the queued rows
 
     app = FastAPI(title="qa-engine live warnings", version=pipeline.versions.engine, lifespan=lifespan,
                   description="Real-time compliance warnings for customer-service agents.")
@@ -194,7 +194,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
     @app.get("/v1/audit/ignored")
     async def ignored(format: str = "json", token: str = Depends(authorised)) -> Any:
         """Messages sent although they still violated a rule the agent had been warned about."""
-        rows = service.warning_log.ignored()
+        rows = await asyncio.to_thread(service.warning_log.ignored)
         if format != "csv":
             return {"ignored": rows}
         buffer = io.StringIO()

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serve.warning_log import parse_target
 
 ENV_PREFIX = "QA_ENGINE_"
 
@@ -24,9 +26,17 @@ class ServeSettings(BaseModel):
     tokens: list[str] = Field(default_factory=list, description="accepted bearer tokens; at least one")
     max_body_bytes: int = Field(64 * 1024, gt=0)
     rate_limit_per_minute: int = Field(600, gt=0, description="requests per token per minute")
-    warning_log: str = "qa-engine-warnings.sqlite3"
+    warning_log: str = Field("qa-engine-warnings.sqlite3",
+                             description="a file path or sqlite:///path (embedded, one per process), or "
+                                         "postgresql://… shared by every replica")
     reload_interval_s: float = Field(2.0, ge=0, description="how often rule packs are checked; 0 = never")
     pipeline_config: str | None = None
+
+    @field_validator("warning_log")
+    @classmethod
+    def _warning_log_target(cls, value: str) -> str:
+        parse_target(value)
+        return value
 
     @classmethod
     def load(cls, path: Path | None = None, environ: dict[str, str] | None = None) -> ServeSettings:
