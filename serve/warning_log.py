@@ -52,8 +52,9 @@ SCHEMA = (
     text TEXT NOT NULL, warned_rules TEXT NOT NULL, violating_rules TEXT NOT NULL,
     ignored_rules TEXT NOT NULL)""",
 )
+# in time order: ids follow commit order, which interleaves replicas' batches
 IGNORED_QUERY = ("SELECT ts, session, conversation_id, text, ignored_rules FROM messages_sent"
-                 " WHERE ignored_rules != '[]' ORDER BY id")
+                 " WHERE ignored_rules != '[]' ORDER BY ts, id")
 # replicas starting together must not race on CREATE TABLE IF NOT EXISTS (PostgreSQL's catalog)
 SCHEMA_LOCK_KEY = 0x7161_656E_6769_6E65  # "qaengine"
 

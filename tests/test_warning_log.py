@@ -252,16 +252,22 @@ def test_close_reports_rows_it_could_not_write(postgres, pg_url, caplog):
 
 
 def test_two_replicas_share_one_postgresql_log(pg_url):
-    replicas = [WarningLog(pg_url) for _ in range(2)]
+    import psycopg
+
+    first = WarningLog(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # drop the first replica's connection:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"  # its rows land late
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    second = WarningLog(pg_url)
     try:
-        for n, log in enumerate(replicas):
-            record_conversation(log, f"s-{n}", f"c-{n}")
-        replicas[1].flush()
-        for log in replicas:  # either replica's export sees both
+        record_conversation(first, "s-0", "c-0")
+        record_conversation(second, "s-1", "c-1")
+        second.flush()
+        for log in (first, second):  # either replica's export sees both, in the order they happened
             assert [row["conversation_id"] for row in log.ignored()] == ["c-0", "c-1"]
     finally:
-        for log in replicas:
-            log.close()
+        first.close()
+        second.close()
 
 
 def test_replicas_starting_together_create_the_schema_once(pg_url):
