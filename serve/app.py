@@ -168,7 +168,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
         yield
         if watcher is not None:
             watcher.cancel()
-        service.warning_log.close()
+        await asyncio.to_thread(service.warning_log.close)  # flushes the queued rows
 
     app = FastAPI(title="qa-engine live warnings", version=pipeline.versions.engine, lifespan=lifespan,
                   description="Real-time compliance warnings for customer-service agents.",

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serve.warning_log import parse_target
 
 ENV_PREFIX = "QA_ENGINE_"
 _LISTS = ("tokens", "auditor_tokens")  # comma-separated in the environment
@@ -29,7 +31,9 @@ class ServeSettings(BaseModel):
                                       description="auditor bearer tokens: the only ones that may export the audit log")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="largest HTTP body or WebSocket message")
     rate_limit_per_minute: int = Field(600, gt=0, description="requests per token per minute")
-    warning_log: str = "qa-engine-warnings.sqlite3"
+    warning_log: str = Field("qa-engine-warnings.sqlite3",
+                             description="a file path or sqlite:///path (embedded, one per process), or "
+                                         "postgresql://… shared by every replica")
     reload_interval_s: float = Field(2.0, ge=0, description="how often rule packs are checked; 0 = never")
     allow_pack_removal: bool = Field(False, description="accept a reload in which a rule pack or category "
                                                         "disappears (refused by default, like a malformed pack)")
@@ -41,6 +45,12 @@ class ServeSettings(BaseModel):
         if shared:
             raise ValueError(f"{len(shared)} token(s) are both agent and auditor tokens: give auditors their own")
         return self
+
+    @field_validator("warning_log")
+    @classmethod
+    def _warning_log_target(cls, value: str) -> str:
+        parse_target(value)
+        return value
 
     @classmethod
     def load(cls, path: Path | None = None, environ: dict[str, str] | None = None) -> ServeSettings:
