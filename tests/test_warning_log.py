@@ -303,9 +303,9 @@ def test_two_app_replicas_one_audit_export(pg_url, tmp_path):
     from rules.detector import make_rule_detector
     from serve.app import create_app
 
-    token = "t-1"
-    auth = {"Authorization": f"Bearer {token}"}
-    settings = ServeSettings(tokens=[token], warning_log=pg_url, reload_interval_s=0)
+    token, auditor_token = "t-1", "a-1"
+    auth, auditor = {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {auditor_token}"}
+    settings = ServeSettings(tokens=[token], auditor_tokens=[auditor_token], warning_log=pg_url, reload_interval_s=0)
     apps = [create_app(settings, Pipeline([make_rule_detector()])) for _ in range(2)]
     with TestClient(apps[0]) as first:
         with TestClient(apps[1]) as second:
@@ -315,7 +315,7 @@ def test_two_app_replicas_one_audit_export(pg_url, tmp_path):
                 sent = client.post("/v1/sent", json={"text": "明天一定发货哦", **conversation}, headers=auth)
                 assert sent.json()["ignored_rules"] == ["overpromise.delivery"]
         # the second replica has shut down, its rows flushed; the first exports both
-        exported = first.get("/v1/audit/ignored", headers=auth).json()["ignored"]
+        exported = first.get("/v1/audit/ignored", headers=auditor).json()["ignored"]
         assert [(row["conversation_id"], row["ignored_rules"]) for row in exported] == [
             ("c-0", ["overpromise.delivery"]), ("c-1", ["overpromise.delivery"])]
-        assert "c-1" in first.get("/v1/audit/ignored?format=csv", headers=auth).text
+        assert "c-1" in first.get("/v1/audit/ignored?format=csv", headers=auditor).text
