@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from batch.schemas import FINDINGS, PARTIALS, QUARANTINE, conversations_schema
 from batch.shards import Shard, shard_path, write_table_atomic
-from qa_engine.io import Quarantined, load
+from qa_engine.errors import RecordError
+from qa_engine.io import Loaded, Quarantined, load
 from qa_engine.tables import conversation_row, finding_rows, versions_json
 
 
@@ -29,11 +32,12 @@ class ShardScorer:
 
         self.out = Path(out)
         self.pipeline = load_pipeline(Path(config) if config else None)
+        self.conversations_schema = conversations_schema(list(self.pipeline.scorecard.sections))
         self.node = ray.get_runtime_context().get_node_id()  # recorded per shard in the manifest
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s), mtime_ns=int(m)))
-                     for p, k, s, m in zip(batch["path"], batch["key"], batch["size"], batch["mtime_ns"])]
+        summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s)))
+                     for p, k, s in zip(batch["path"], batch["key"], batch["size"])]
         return {name: [summary[name] for summary in summaries] for name in summaries[0]} if summaries else {}
 
     def score_shard(self, shard: Shard) -> dict[str, Any]:
@@ -41,7 +45,7 @@ class ShardScorer:
         conversations, findings, quarantined = [], [], []
         categories: Counter[str] = Counter()
         versions = versions_json(self.pipeline.versions)
-        for record in load(Path(shard.path)):
+        for record in _records(Path(shard.path)):
             if isinstance(record, Quarantined):
                 quarantined.append(record.to_dict())
                 continue
@@ -49,9 +53,40 @@ class ShardScorer:
             conversations.append(conversation_row(report, source=shard.path, versions=versions, conversation=record))
             findings.extend(finding_rows(report))
             categories.update(f.category for f in report.violations)
-        for table, rows in (("conversations", conversations), ("findings", findings), ("quarantine", quarantined)):
-            write_table_atomic(rows, shard_path(self.out, table, shard))
+        for table, rows, schema in (("conversations", conversations, self.conversations_schema),
+                                    ("findings", findings, FINDINGS), ("quarantine", quarantined, QUARANTINE),
+                                    ("partials", partial_rollup(conversations, findings), PARTIALS)):
+            write_table_atomic(rows, shard_path(self.out, table, shard), schema)
         return {"key": shard.key, "node": self.node, "records_in": len(conversations) + len(quarantined),
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
                 "violations_by_category": json.dumps(dict(sorted(categories.items())), ensure_ascii=False),
                 "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _records(path: Path) -> Iterator[Loaded]:
+    """The records `qa-engine score` reads from ``path``; a file of an unknown format (which
+    ``score`` refuses up front) is quarantined whole here, as an unreadable one is."""
+    try:
+        return load(path)
+    except RecordError as exc:
+        return iter([Quarantined(str(path), None, exc.code.name, str(exc))])
+
+
+def partial_rollup(conversations: list[dict[str, Any]], findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shard's sums by (team, agent, day): what the aggregates add up without reading any row again."""
+    keys = ("team", "agent_id", "day")
+    sums: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    scores: dict[tuple[Any, ...], float] = defaultdict(float)
+    categories: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    for row in conversations:
+        key = tuple(row[k] for k in keys)
+        sums[key].update(conversations=1, passed=int(row["passed"]), with_violations=int(row["violations"] > 0),
+                         violations=row["violations"])
+        scores[key] += row["score"]
+    for finding in findings:
+        if finding["kind"] == "violation":
+            categories[tuple(finding[k] for k in keys)][finding["category"]] += 1
+    return [{**dict(zip(keys, key)), **{m: counts[m] for m in ("conversations", "passed", "with_violations",
+                                                               "violations")},
+             "score_sum": scores[key], "violations_by_category": sorted(categories[key].items())}
+            for key, counts in sums.items()]

@@ -103,13 +103,15 @@ class ScoreReport(BaseModel):
     agent_id: str | None = None
     team: str | None = None
     channel: str | None = None
+    #: who the customer is (``Conversation.customer_id`` or ``metadata.customer_id``): first-contact resolution
+    #: is judged across conversations from it (`qa_engine.tables.first_contact_resolution`), never on one alone
+    customer_id: str | None = None
     start_time: datetime | None = None
     score: float
     passed: bool
     auto_fail_reasons: list[str]
     sections: dict[str, float | None]
     resolution: str | None = None
-    first_contact_resolution: bool | None = None
     empathy: str | None = None
     metrics: ServiceMetrics
     findings: list[Finding]

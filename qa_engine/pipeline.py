@@ -21,6 +21,7 @@ from qa_engine.metrics import service_metrics
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.errors import ErrorCode, ScorecardError
 from qa_engine.scorecard import Scorecard, label_of, load_scorecard
+from qa_engine.tables import customer_id_of
 
 
 MODEL_PREFIX = "model."  # data_versions keys of model artefacts; the rest are rule packs
@@ -158,13 +159,11 @@ class Pipeline:
         sections = self.scorecard.section_scores(counted)
         auto_fail = self.scorecard.auto_fail_reasons(counted)
         total = 0.0 if auto_fail else self.scorecard.total(sections)
-        resolution = label_of(counted, "resolution")
         return ScoreReport(
             conversation_id=conversation.conversation_id, agent_id=conversation.agent_id, team=conversation.team,
-            channel=conversation.channel, start_time=conversation.start_time,
+            channel=conversation.channel, customer_id=customer_id_of(conversation), start_time=conversation.start_time,
             score=total, passed=not auto_fail and total >= self.scorecard.pass_threshold,
-            auto_fail_reasons=auto_fail, sections=sections, resolution=resolution,
-            first_contact_resolution=None if resolution is None else resolution == "resolved",
+            auto_fail_reasons=auto_fail, sections=sections, resolution=label_of(counted, "resolution"),
             empathy=label_of(counted, "empathy"), metrics=metrics,
             findings=sorted(found, key=lambda f: f.sort_key), versions=versions,
         )
