@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from batch.schemas import FINDINGS, PARTIALS, QUARANTINE, conversations_schema
 from batch.shards import Shard, shard_path, write_table_atomic
 from qa_engine.errors import RecordError
-from qa_engine.io import Loaded, Quarantined, load
+from qa_engine.io import FileLoad, Quarantined, load_file
 from qa_engine.tables import conversation_row, finding_rows, versions_json
 
 
@@ -45,11 +44,9 @@ class ShardScorer:
         conversations, findings, quarantined = [], [], []
         categories: Counter[str] = Counter()
         versions = versions_json(self.pipeline.versions)
-        for record in _records(Path(shard.path)):
-            if isinstance(record, Quarantined):
-                quarantined.append(record.to_dict())
-                continue
-            report = self.pipeline.score(record)
+        loaded = _load(Path(shard.path))
+        quarantined = [record.to_dict() for record in loaded.quarantined]
+        for record, report in zip(loaded.conversations, self.pipeline.score_many(loaded.conversations), strict=True):
             conversations.append(conversation_row(report, source=shard.path, versions=versions, conversation=record))
             findings.extend(finding_rows(report))
             categories.update(f.category for f in report.violations)
@@ -57,19 +54,20 @@ class ShardScorer:
                                     ("findings", findings, FINDINGS), ("quarantine", quarantined, QUARANTINE),
                                     ("partials", partial_rollup(conversations, findings), PARTIALS)):
             write_table_atomic(rows, shard_path(self.out, table, shard), schema)
-        return {"key": shard.key, "node": self.node, "records_in": len(conversations) + len(quarantined),
+        return {"key": shard.key, "node": self.node, "records_in": loaded.records_read,
+                "records_scored": loaded.records_scored, "records_quarantined": loaded.records_quarantined,
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
                 "violations_by_category": json.dumps(dict(sorted(categories.items())), ensure_ascii=False),
                 "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _records(path: Path) -> Iterator[Loaded]:
-    """The records `qa-engine score` reads from ``path``; a file of an unknown format (which
-    ``score`` refuses up front) is quarantined whole here, as an unreadable one is."""
+def _load(path: Path) -> FileLoad:
+    """What `qa-engine score` reads from ``path`` (records counted as read); a file of an unknown
+    format, which ``score`` refuses up front, is quarantined whole here (it holds no records)."""
     try:
-        return load(path)
+        return load_file(path)
     except RecordError as exc:
-        return iter([Quarantined(str(path), None, exc.code.name, str(exc))])
+        return FileLoad(str(path), [], [Quarantined(str(path), None, exc.code.name, str(exc), records=0)], 0, 0)
 
 
 def partial_rollup(conversations: list[dict[str, Any]], findings: list[dict[str, Any]]) -> list[dict[str, Any]]:

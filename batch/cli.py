@@ -65,4 +65,8 @@ def batch(
     for name, value in rows:
         table.add_row(name, str(value))
     console.print(table)
-    console.print(f"records in = scored + quarantined: {summary.records_in} = {summary.scored} + {summary.quarantined}")
+    console.print(f"records in = scored + quarantined: {summary.records_in} = "  # in records, as `score` prints
+                  f"{summary.records_scored} + {summary.records_quarantined}")
+    if not summary.balanced:
+        console.print("[red]error[/red] records were lost: the records read do not add up — please report this")
+        raise typer.Exit(3)

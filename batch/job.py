@@ -32,12 +32,19 @@ class BatchError(Exception):
 class JobSummary:
     shards: int = 0
     shards_skipped: int = 0
-    records_in: int = 0
+    records_in: int = 0  # input records (lines, rows), counted as read
+    records_scored: int = 0
+    records_quarantined: int = 0
     scored: int = 0
     quarantined: int = 0
     findings: int = 0
     violations_by_category: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """Records read (counted as read) = records scored + records quarantined: a real check."""
+        return self.records_in == self.records_scored + self.records_quarantined
 
     @property
     def conversations_per_s(self) -> float:
@@ -88,6 +95,8 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     for shard in shards:
         entry = manifest.shards[shard.key]
         totals.records_in += entry["records_in"]
+        totals.records_scored += entry.get("records_scored", entry["scored"])  # manifests before the count
+        totals.records_quarantined += entry.get("records_quarantined", entry["quarantined"])
         totals.scored += entry["scored"]
         totals.quarantined += entry["quarantined"]
         totals.findings += entry["findings"]

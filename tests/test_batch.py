@@ -209,7 +209,9 @@ def test_batch_quarantines_what_score_quarantines(tmp_path, local_ray):
     split_sample(tmp_path / "month", shards=2, bad_lines=True)
     (tmp_path / "month" / "notes.txt").write_text("not a transcript\n", encoding="utf-8")
     summary = run_job([str(tmp_path / "month" / "*")], tmp_path / "out")  # a glob that catches notes.txt
-    assert summary.scored == 300 and summary.records_in == summary.scored + summary.quarantined == 305
+    # records are counted as read: 304 lines; notes.txt holds no record but is quarantined whole
+    assert summary.scored == 300 and summary.quarantined == 5 and summary.balanced
+    assert (summary.records_in, summary.records_scored, summary.records_quarantined) == (304, 300, 4)
     batch = {(Path(q["source"]).name, q["row"], q["code"]) for q in read_table(tmp_path / "out", "quarantine").to_pylist()}
     assert ("notes.txt", None, "E040") in batch
     for day in ("day00.jsonl", "day01.jsonl"):
@@ -221,7 +223,7 @@ def test_batch_quarantines_what_score_quarantines(tmp_path, local_ray):
                  for q in map(json.loads, quarantine.read_text(encoding="utf-8").splitlines())}
         assert score and score == {q for q in batch if q[0] == day}
     for entry in Manifest(tmp_path / "out").shards.values():
-        assert entry["records_in"] == entry["scored"] + entry["quarantined"]
+        assert entry["records_in"] == entry["records_scored"] + entry["records_quarantined"]
 
 
 def test_first_contact_resolution_needs_the_customer_not_to_come_back(tmp_path, local_ray):
