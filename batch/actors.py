@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from batch.schemas import FINDINGS, PARTIALS, QUARANTINE, conversations_schema
 from batch.shards import Shard, shard_path, write_table_atomic
-from qa_engine.io import Quarantined, load
+from qa_engine.errors import RecordError
+from qa_engine.io import FileLoad, Quarantined, load_file
 from qa_engine.tables import conversation_row, finding_rows, versions_json
 
 
@@ -29,11 +31,12 @@ class ShardScorer:
 
         self.out = Path(out)
         self.pipeline = load_pipeline(Path(config) if config else None)
+        self.conversations_schema = conversations_schema(list(self.pipeline.scorecard.sections))
         self.node = ray.get_runtime_context().get_node_id()  # recorded per shard in the manifest
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s), mtime_ns=int(m)))
-                     for p, k, s, m in zip(batch["path"], batch["key"], batch["size"], batch["mtime_ns"])]
+        summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s)))
+                     for p, k, s in zip(batch["path"], batch["key"], batch["size"])]
         return {name: [summary[name] for summary in summaries] for name in summaries[0]} if summaries else {}
 
     def score_shard(self, shard: Shard) -> dict[str, Any]:
@@ -41,17 +44,47 @@ class ShardScorer:
         conversations, findings, quarantined = [], [], []
         categories: Counter[str] = Counter()
         versions = versions_json(self.pipeline.versions)
-        for record in load(Path(shard.path)):
-            if isinstance(record, Quarantined):
-                quarantined.append(record.to_dict())
-                continue
-            report = self.pipeline.score(record)
+        loaded = _load(Path(shard.path))
+        quarantined = [record.to_dict() for record in loaded.quarantined]
+        for record, report in zip(loaded.conversations, self.pipeline.score_many(loaded.conversations), strict=True):
             conversations.append(conversation_row(report, source=shard.path, versions=versions, conversation=record))
             findings.extend(finding_rows(report))
             categories.update(f.category for f in report.violations)
-        for table, rows in (("conversations", conversations), ("findings", findings), ("quarantine", quarantined)):
-            write_table_atomic(rows, shard_path(self.out, table, shard))
-        return {"key": shard.key, "node": self.node, "records_in": len(conversations) + len(quarantined),
+        for table, rows, schema in (("conversations", conversations, self.conversations_schema),
+                                    ("findings", findings, FINDINGS), ("quarantine", quarantined, QUARANTINE),
+                                    ("partials", partial_rollup(conversations, findings), PARTIALS)):
+            write_table_atomic(rows, shard_path(self.out, table, shard), schema)
+        return {"key": shard.key, "node": self.node, "records_in": loaded.records_read,
+                "records_scored": loaded.records_scored, "records_quarantined": loaded.records_quarantined,
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
                 "violations_by_category": json.dumps(dict(sorted(categories.items())), ensure_ascii=False),
                 "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _load(path: Path) -> FileLoad:
+    """What `qa-engine score` reads from ``path`` (records counted as read); a file of an unknown
+    format, which ``score`` refuses up front, is quarantined whole here (it holds no records)."""
+    try:
+        return load_file(path)
+    except RecordError as exc:
+        return FileLoad(str(path), [], [Quarantined(str(path), None, exc.code.name, str(exc), records=0)], 0, 0)
+
+
+def partial_rollup(conversations: list[dict[str, Any]], findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shard's sums by (team, agent, day): what the aggregates add up without reading any row again."""
+    keys = ("team", "agent_id", "day")
+    sums: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    scores: dict[tuple[Any, ...], float] = defaultdict(float)
+    categories: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    for row in conversations:
+        key = tuple(row[k] for k in keys)
+        sums[key].update(conversations=1, passed=int(row["passed"]), with_violations=int(row["violations"] > 0),
+                         violations=row["violations"])
+        scores[key] += row["score"]
+    for finding in findings:
+        if finding["kind"] == "violation":
+            categories[tuple(finding[k] for k in keys)][finding["category"]] += 1
+    return [{**dict(zip(keys, key)), **{m: counts[m] for m in ("conversations", "passed", "with_violations",
+                                                               "violations")},
+             "score_sum": scores[key], "violations_by_category": sorted(categories[key].items())}
+            for key, counts in sums.items()]

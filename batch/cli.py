@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from batch.job import BatchError, run_job
-from batch.shards import discover
+from batch.shards import input_files
+from qa_engine.tables import FCR_WINDOW_DAYS
 
 console = Console()
 
@@ -26,10 +27,14 @@ def batch(
     resume: Annotated[bool, typer.Option(help="Skip shards already committed in OUTPUT.")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config YAML.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    fcr_days: Annotated[int, typer.Option(min=1, help="First-contact resolution: a resolved conversation counts "
+                                                      "when its customer does not contact again within these days.")]
+    = FCR_WINDOW_DAYS,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own log lines and progress bars.")] = False,
 ) -> None:
     """Score a month of transcripts with a Ray actor pool; resumable, exactly once per conversation."""
     try:
-        total = len(discover(inputs))
+        total = len(input_files(inputs))
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -43,7 +48,8 @@ def batch(
 
         try:
             summary = run_job(inputs, output, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
-                              resume=resume, config=config, on_shard=advance)
+                              resume=resume, config=config, on_shard=advance, fcr_window_days=fcr_days,
+                              verbose=verbose)
         except BatchError as exc:
             console.print(f"[red]error[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
@@ -59,4 +65,8 @@ def batch(
     for name, value in rows:
         table.add_row(name, str(value))
     console.print(table)
-    console.print(f"records in = scored + quarantined: {summary.records_in} = {summary.scored} + {summary.quarantined}")
+    console.print(f"records in = scored + quarantined: {summary.records_in} = "  # in records, as `score` prints
+                  f"{summary.records_scored} + {summary.records_quarantined}")
+    if not summary.balanced:
+        console.print("[red]error[/red] records were lost: the records read do not add up — please report this")
+        raise typer.Exit(3)

@@ -12,7 +12,8 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from batch.actors import ShardScorer
 from batch.aggregates import build_aggregates
 from batch.shards import Manifest, discover, remove_stale_temporaries
 from qa_engine.config import load_pipeline
+from qa_engine.tables import FCR_WINDOW_DAYS
 
 
 class BatchError(Exception):
@@ -30,12 +32,19 @@ class BatchError(Exception):
 class JobSummary:
     shards: int = 0
     shards_skipped: int = 0
-    records_in: int = 0
+    records_in: int = 0  # input records (lines, rows), counted as read
+    records_scored: int = 0
+    records_quarantined: int = 0
     scored: int = 0
     quarantined: int = 0
     findings: int = 0
     violations_by_category: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """Records read (counted as read) = records scored + records quarantined: a real check."""
+        return self.records_in == self.records_scored + self.records_quarantined
 
     @property
     def conversations_per_s(self) -> float:
@@ -44,16 +53,27 @@ class JobSummary:
 
 def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers: int = 1,
             gpus_per_worker: float = 0.0, resume: bool = False, config: Path | None = None,
-            on_shard: Callable[[dict], None] | None = None) -> JobSummary:
-    """Score every input shard not yet committed; return totals over all committed shards."""
+            on_shard: Callable[[dict], None] | None = None, fcr_window_days: int = FCR_WINDOW_DAYS,
+            verbose: bool = False) -> JobSummary:
+    """Score every input shard not yet committed; return totals over all committed shards.
+    ``verbose`` lets Ray's own log lines and progress bars through (quiet by default)."""
     started = time.perf_counter()
     out = Path(out)
-    shards = discover(inputs)
+    try:
+        shards = discover(inputs)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
     manifest = Manifest(out)
     if manifest.exists and not resume:
         raise BatchError(f"{out} already holds a job's output ({manifest.path.name}); "
                          "pass --resume to finish it, or choose another output folder")
-    versions = load_pipeline(config).versions.model_dump()
+    keys = {s.key for s in shards}
+    gone = [entry["input"]["path"] for key, entry in sorted(manifest.shards.items()) if key not in keys]
+    if gone:
+        raise BatchError(f"{out} holds results of input(s) no longer among the inputs or changed since they were "
+                         f"scored ({', '.join(gone)}); resuming would keep their old rows: choose another output folder")
+    pipeline = load_pipeline(config)
+    versions = pipeline.versions.model_dump()
     if manifest.versions is not None and manifest.versions != versions:
         raise BatchError(f"{out} was scored with other versions ({json.dumps(manifest.versions, ensure_ascii=False)}); "
                          "resuming would mix results: choose another output folder")
@@ -63,18 +83,20 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     todo = [s for s in shards if not manifest.committed(s)]
     by_key = {s.key: s for s in todo}
     if todo:
-        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, config):
+        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, config, verbose):
             summary = {k: v for k, v in row.items() if k != "key"}
             summary["violations_by_category"] = json.loads(summary["violations_by_category"])
             manifest.commit(by_key[row["key"]], summary)
             if on_shard is not None:
                 on_shard(summary)
-    build_aggregates(out)
+    build_aggregates(out, [s.key for s in shards], sorted(pipeline.scorecard.scored_categories), fcr_window_days)
     totals = JobSummary(shards=len(shards), shards_skipped=len(shards) - len(todo),
                         elapsed_s=time.perf_counter() - started)
     for shard in shards:
         entry = manifest.shards[shard.key]
         totals.records_in += entry["records_in"]
+        totals.records_scored += entry.get("records_scored", entry["scored"])  # manifests before the count
+        totals.records_quarantined += entry.get("records_quarantined", entry["quarantined"])
         totals.scored += entry["scored"]
         totals.quarantined += entry["quarantined"]
         totals.findings += entry["findings"]
@@ -83,25 +105,27 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
 
 
 def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float,
-                    config: Path | None):
+                    config: Path | None, verbose: bool):
     try:
         import ray
         import ray.data
     except ImportError:
         raise BatchError("the batch job needs Ray: pip install 'qa-engine[batch]'") from None
 
+    level = logging.INFO if verbose else logging.ERROR
     started_here = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        else:  # one CPU more than the actors, so Ray Data's own tasks never wait for one
-            ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING, object_store_memory=256 * 1024 * 1024)
+        with _backend_log_level(None if verbose else "fatal"):  # Ray's C++ core reads it as it starts
+            if address:
+                ray.init(address=address, log_to_driver=verbose, logging_level=level)
+            else:  # one CPU more than the actors, so Ray Data's own tasks never wait for one
+                ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=verbose,
+                         logging_level=level, object_store_memory=256 * 1024 * 1024)
         started_here = True
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    context.enable_progress_bars = verbose
+    logging.getLogger("ray.data").setLevel(level)
     try:
         dataset = ray.data.from_items([asdict(shard) for shard in todo]).map_batches(
             ShardScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
@@ -112,3 +136,16 @@ def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gp
     finally:
         if started_here:
             ray.shutdown()
+
+
+@contextmanager
+def _backend_log_level(level: str | None) -> Iterator[None]:
+    """``RAY_BACKEND_LOG_LEVEL`` while Ray starts (unless the user set it), then as it was."""
+    if level is None or "RAY_BACKEND_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = level
+    try:
+        yield
+    finally:
+        del os.environ["RAY_BACKEND_LOG_LEVEL"]

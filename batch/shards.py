@@ -1,7 +1,8 @@
 """Shards, atomic commits and the resume manifest.
 
-Every input file is a shard. A shard's outputs (``conversations/``, ``findings/``,
-``quarantine/``) have names fixed by the shard, are written under a temporary name and
+Every input file is a shard, known by the sha256 of its bytes. A shard's outputs
+(``conversations/``, ``findings/``, ``quarantine/``, ``partials/``) have names fixed by that
+key, each table has one explicit schema (`batch.schemas`), and they are written under a temporary name and
 renamed into place, and only then is the shard recorded in ``_manifest.json`` (itself
 replaced atomically). A rerun therefore overwrites a half-committed shard instead of
 duplicating it, and ``--resume`` skips committed ones: every conversation lands exactly once.
@@ -20,40 +21,39 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qa_engine.errors import ErrorCode, RecordError, ResultsError
+from qa_engine.errors import ErrorCode, ResultsError
 from qa_engine.io import FORMATS, detect_format
 
-TABLES = ("conversations", "findings", "quarantine")
 MANIFEST = "_manifest.json"
+KEY_HEX = 32  # a shard's key: the first 128 bits of the sha256 of its bytes
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One input file and the key its outputs are named by."""
+    """One input file; its outputs are named by its content, so a moved, renamed or copied
+    input folder resumes as the same shards."""
 
     path: str
     key: str
     size: int
-    mtime_ns: int
 
     @classmethod
     def of(cls, path: Path) -> Shard:
-        stat = path.stat()
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-        return cls(str(path.resolve()), f"{path.stem}-{digest}", stat.st_size, stat.st_mtime_ns)
-
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns}
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        return cls(str(path.resolve()), digest[:KEY_HEX], path.stat().st_size)
 
 
-def discover(inputs: list[str]) -> list[Shard]:
-    """Input files from folders, globs or file names, in a stable order."""
+def input_files(inputs: list[str]) -> list[Path]:
+    """Input files from folders, globs or file names, in a stable order. Folders give every file
+    but hidden ones (``.name``) and markers like ``_SUCCESS`` (nor any under such folders); a file of an unknown format is kept:
+    its shard quarantines it (E040) instead of dropping it unseen."""
     files: set[Path] = set()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.update(p for p in path.rglob("*") if p.is_file() and _readable_format(p))
+            files.update(p for p in path.rglob("*") if p.is_file()
+                         and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
         elif path.is_file():
             detect_format(path)
             files.add(path)
@@ -62,22 +62,38 @@ def discover(inputs: list[str]) -> list[Shard]:
             if not matched:
                 raise FileNotFoundError(f"no input matches {item!r} (expected a folder, a glob or {'/'.join(FORMATS)} files)")
             files.update(p for p in matched if p.is_file())
-    return [Shard.of(p) for p in sorted(files)]
+    return sorted(files)
 
 
-def _readable_format(path: Path) -> bool:
-    try:
-        detect_format(path)
-    except RecordError:
-        return False
-    return True
+def discover(inputs: list[str]) -> list[Shard]:
+    """The shards of ``inputs`` (each file read once to hash its bytes).
+
+    Raises:
+        ValueError: two inputs hold the same bytes (their conversations would be scored twice).
+    """
+    shards: dict[str, Shard] = {}
+    for path in input_files(inputs):
+        shard = Shard.of(path)
+        if shard.key in shards:
+            raise ValueError(f"{shards[shard.key].path} and {shard.path} hold the same bytes; "
+                             "remove one (its conversations would be scored twice)")
+        shards[shard.key] = shard
+    return list(shards.values())
 
 
-def write_table_atomic(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write Parquet under a temporary name in the same folder, then rename it into place."""
+def write_table_atomic(rows: list[dict[str, Any]], path: Path, schema: pa.Schema) -> None:
+    """Write Parquet with the table's ``schema`` under a temporary name in the same folder, then
+    rename it into place.
+
+    Raises:
+        ValueError: a row has a column the schema lacks (it would be dropped unseen).
+    """
+    extra = set().union(*rows) - set(schema.names)
+    if extra:
+        raise ValueError(f"{path.parent.name}: column(s) {', '.join(sorted(extra))} not in the table's schema")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows), temporary)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), temporary)
     os.replace(temporary, path)
 
 
@@ -122,11 +138,10 @@ class Manifest:
         return self.path.exists()
 
     def committed(self, shard: Shard) -> bool:
-        entry = self.shards.get(shard.key)
-        return entry is not None and entry["input"] == shard.fingerprint
+        return shard.key in self.shards
 
     def commit(self, shard: Shard, summary: dict[str, Any]) -> None:
-        self.shards[shard.key] = {"input": shard.fingerprint, **summary}
+        self.shards[shard.key] = {"input": {"path": shard.path, "size": shard.size}, **summary}
         self.save()
 
     def save(self) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from models import SHIPPED_MODEL
 from models.config import TrainConfig
 
 
@@ -19,8 +21,12 @@ def train(
         = TrainConfig.teacher_layers,
     reuse_teacher: Annotated[bool, typer.Option(help="Distil from the teacher an earlier run left in --run-dir "
                                                      "instead of fine-tuning it again.")] = False,
-    output: Annotated[Path, typer.Option(help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md).")]
-        = Path(TrainConfig.output),
+    output: Annotated[Optional[Path], typer.Option(
+        help="Artefact directory (tokenizer, int8 ONNX, manifest, CARD.md): a new or empty folder. Default: a new "
+             "folder under --run-dir, named by the time. The shipped model's folder only with --overwrite-shipped.")]
+        = None,
+    overwrite_shipped: Annotated[bool, typer.Option(help=f"Allow --output {SHIPPED_MODEL} (replaces the shipped "
+                                                         "model).")] = False,
     run_dir: Annotated[Path, typer.Option(help="Run directory for fp32 checkpoint and ONNX (not shipped).")]
         = Path(TrainConfig.run_dir),
     seed: Annotated[int, typer.Option()] = TrainConfig.seed,
@@ -30,6 +36,13 @@ def train(
 ) -> None:
     """Fine-tune the e5 teacher on labelled corpus conversations, distil it into the char-level student,
     export the student as int8 ONNX and write the model card."""
+    output = output or run_dir / time.strftime("model-%Y%m%d-%H%M%S")
+    if output.resolve() == SHIPPED_MODEL.resolve():
+        if not overwrite_shipped:
+            raise typer.BadParameter(f"{output} is the shipped model; pass --overwrite-shipped to replace it",
+                                     param_hint="--output")
+    elif output.exists() and any(output.iterdir()):
+        raise typer.BadParameter(f"{output} exists and is not empty; choose a new folder", param_hint="--output")
     from models.train import train as run
 
     config = TrainConfig(corpora=[str(corpus)] if corpus else [], labels_dir=str(labels), teacher_layers=teacher_layers,

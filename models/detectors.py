@@ -173,8 +173,8 @@ class HybridViolationDetector(_ModelDetector):
     def data_versions(self) -> dict[str, str]:
         return {**self.rules.data_versions(), **super().data_versions()}
 
-    def reload(self, check=None) -> object:
-        return self.rules.reload(check)
+    def reload(self, check=None, allow_removal: bool = False) -> object:
+        return self.rules.reload(check, allow_removal)
 
     @property
     def categories(self) -> list[str]:

@@ -1,14 +1,15 @@
 """The detector interface and registry (floor: qa_engine; imports no sibling package).
 
 Every detector, rule-based or model-based, has one method: ``detect(conversation) ->
-list[Finding]``. Detectors are made by name from a registry of factories ("qa.rules.v1",
+list[Finding]``; the optional protocols below add batching (``detect_many``), explanations,
+declared categories, data versions and reloading. Detectors are made by name from a registry of factories ("qa.rules.v1",
 "qa.empathy.lexical.v1"); packages outside ``qa_engine`` (rules, models) add factories
 through the ``qa_engine.detectors`` entry-point group, so the core never imports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +28,16 @@ class Detector(Protocol):
     version: str
 
     def detect(self, conversation: Conversation) -> list[Finding]: ...
+
+
+@runtime_checkable
+class Batching(Detector, Protocol):
+    """A detector that scores several conversations at once faster than one by one (the rule
+    detector matches all their turns in one pass; model detectors fill length-bucketed batches).
+    ``detect_many(cs)[i]`` must equal ``detect(cs[i])``: a conversation's findings never depend on
+    the conversations batched with it."""
+
+    def detect_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]: ...
 
 
 @runtime_checkable
@@ -56,9 +67,10 @@ class Versioned(Protocol):
 @runtime_checkable
 class Reloadable(Protocol):
     """A detector whose data can be re-read in place (the live service watches its files). ``check``
-    vets the new data's categories before it is swapped in (raising keeps the old data)."""
+    vets the new data's categories before it is swapped in (raising keeps the old data); without
+    ``allow_removal`` new data that drops a pack or category is refused the same way."""
 
-    def reload(self, check: Callable[[list[str]], None] | None = None) -> object: ...
+    def reload(self, check: Callable[[list[str]], None] | None = None, allow_removal: bool = False) -> object: ...
 
     def watched_files(self) -> list[str]: ...
 

@@ -62,7 +62,7 @@ class Finding(BaseModel):
 
 
 class ServiceMetrics(BaseModel):
-    """Service-standard measurements; time metrics are ``None`` when timestamps are missing."""
+    """Service-standard measurements; time metrics are ``None`` when timestamps are missing or out of order."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -76,6 +76,7 @@ class ServiceMetrics(BaseModel):
     bot_failures: int = 0
     handed_over: bool = False
     handover_turn: int | None = None
+    timestamps_out_of_order: bool = False  # then every time metric is None (unknown), not measured
 
 
 class Versions(BaseModel):
@@ -102,13 +103,15 @@ class ScoreReport(BaseModel):
     agent_id: str | None = None
     team: str | None = None
     channel: str | None = None
+    #: who the customer is (``Conversation.customer_id`` or ``metadata.customer_id``): first-contact resolution
+    #: is judged across conversations from it (`qa_engine.tables.first_contact_resolution`), never on one alone
+    customer_id: str | None = None
     start_time: datetime | None = None
     score: float
     passed: bool
     auto_fail_reasons: list[str]
     sections: dict[str, float | None]
     resolution: str | None = None
-    first_contact_resolution: bool | None = None
     empathy: str | None = None
     metrics: ServiceMetrics
     findings: list[Finding]

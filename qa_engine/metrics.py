@@ -1,7 +1,8 @@
 """Service-standard measurements (floor: qa_engine; pure).
 
-Times are measured between turn timestamps; when any timestamp is missing, every time
-metric is ``None`` — unknown, not zero — and the scorecard skips the time standards.
+Times are measured between turn timestamps; when any timestamp is missing, or the timestamps
+(start time first) go back in time, every time metric is ``None`` — unknown, not zero — and
+the scorecard skips the time standards; timestamps out of order are flagged in the metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def service_metrics(conversation: Conversation, lexicons: Lexicons) -> ServiceMe
     turns = conversation.turns
     compact = [fold(turn.text) for turn in turns]
     cue = lexicons.cues
-    timed = conversation.has_timestamps
+    out_of_order = not _in_order(conversation)
+    timed = conversation.has_timestamps and not out_of_order
 
     first_customer = next((i for i, t in enumerate(turns) if t.role is Role.CUSTOMER), None)
     first_reply = None if first_customer is None else next(
@@ -32,7 +34,7 @@ def service_metrics(conversation: Conversation, lexicons: Lexicons) -> ServiceMe
         first_response_s = _seconds(conversation, first_customer, first_reply)
     if timed and greeted and greeting_turn is not None:
         opened = conversation.start_time or turns[0].timestamp
-        greeting_s = max(0.0, (turns[greeting_turn].timestamp - opened).total_seconds())  # type: ignore[operator]
+        greeting_s = (turns[greeting_turn].timestamp - opened).total_seconds()  # type: ignore[operator]
 
     longest = longest_turn = None
     if timed:
@@ -60,10 +62,18 @@ def service_metrics(conversation: Conversation, lexicons: Lexicons) -> ServiceMe
         first_response_s=first_response_s, first_response_turn=first_reply, greeting_s=greeting_s,
         greeted=greeted, longest_agent_gap_s=longest, longest_agent_gap_turn=longest_turn,
         closing_invite=closing, bot_failures=bot_failures, handed_over=handover_turn is not None,
-        handover_turn=handover_turn,
+        handover_turn=handover_turn, timestamps_out_of_order=out_of_order,
     )
+
+
+def _in_order(conversation: Conversation) -> bool:
+    """Whether the timestamps present (the start time, then the turns') never go back in time."""
+    times = [t.timestamp for t in conversation.turns if t.timestamp is not None]
+    if conversation.start_time is not None:
+        times.insert(0, conversation.start_time)
+    return all(earlier <= later for earlier, later in zip(times, times[1:]))
 
 
 def _seconds(conversation: Conversation, earlier: int, later: int) -> float:
     start, end = conversation.turns[earlier].timestamp, conversation.turns[later].timestamp
-    return max(0.0, (end - start).total_seconds())  # type: ignore[operator]
+    return (end - start).total_seconds()  # type: ignore[operator]

@@ -7,22 +7,25 @@ scorecard → a `ScoreReport` that records every version it depended on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 import qa_engine.baselines  # noqa: F401  (registers the lexical baseline detectors)
 from qa_engine import __version__
-from qa_engine.detector import Detector, Explainer, Reloadable, Versioned, detectors
+from qa_engine.detector import Batching, Detector, Explainer, Reloadable, Versioned, detectors
 from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.errors import ErrorCode, ScorecardError
 from qa_engine.scorecard import Scorecard, label_of, load_scorecard
+from qa_engine.tables import customer_id_of
 
 
 MODEL_PREFIX = "model."  # data_versions keys of model artefacts; the rest are rule packs
+SCORE_BATCH = 256  # conversations per `score_many` batch: amortises per-batch work, bounds memory
 
 
 class DetectorSpec(BaseModel):
@@ -100,16 +103,19 @@ class Pipeline:
         made = [detectors.make(spec.name, **spec.config) for spec in config.detectors]
         return cls(made, scorecard)
 
-    def reload(self) -> Versions:
+    def reload(self, allow_removal: bool = False) -> Versions:
         """Re-read every reloadable detector's data; on an error the old data stays in force.
 
+        A rule pack or category that disappeared is refused like malformed data unless
+        ``allow_removal`` (the operator's explicit choice).
+
         Raises:
-            QAEngineError: the first detector whose new data is malformed (those before it
-                have already swapped theirs in).
+            QAEngineError: the first detector whose new data is malformed or drops a pack
+                (those before it have already swapped theirs in).
         """
         for detector in self.detectors:
             if isinstance(detector, Reloadable):
-                detector.reload(check=self._categories_scored(detector.name))
+                detector.reload(check=self._categories_scored(detector.name), allow_removal=allow_removal)
         return self.versions
 
     def watched_files(self) -> list[str]:
@@ -125,30 +131,42 @@ class Pipeline:
                 found.extend(detector.detect(conversation))
         return found
 
+    def findings_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """`findings` of each conversation, batching detectors that can (identical results)."""
+        found: list[list[Finding]] = [[] for _ in conversations]
+        for detector in self.detectors:
+            batch = (detector.detect_many(conversations) if isinstance(detector, Batching)
+                     else [detector.detect(conversation) for conversation in conversations])
+            for mine, theirs in zip(found, batch, strict=True):
+                mine.extend(theirs)
+        return found
+
     def score(self, conversation: Conversation, explain: bool = False) -> ScoreReport:
         """Score one conversation. ``explain`` adds the suppressed hits (they never score)."""
+        return self._report(conversation, self.findings(conversation, explain))
+
+    def score_many(self, conversations: Iterable[Conversation], batch_size: int = SCORE_BATCH) -> Iterator[ScoreReport]:
+        """Score conversations in batches of ``batch_size`` (the same reports as `score`, faster)."""
+        iterator = iter(conversations)
+        while batch := list(islice(iterator, batch_size)):
+            yield from map(self._report, batch, self.findings_many(batch))
+
+    def _report(self, conversation: Conversation, found: list[Finding]) -> ScoreReport:
         versions = self.versions
-        found = self.findings(conversation, explain)
         metrics = service_metrics(conversation, self.lexicons)
         found += self.scorecard.service_findings(conversation, metrics)
         counted = [f for f in found if f.suppressed_by is None]
         sections = self.scorecard.section_scores(counted)
         auto_fail = self.scorecard.auto_fail_reasons(counted)
         total = 0.0 if auto_fail else self.scorecard.total(sections)
-        resolution = label_of(counted, "resolution")
         return ScoreReport(
             conversation_id=conversation.conversation_id, agent_id=conversation.agent_id, team=conversation.team,
-            channel=conversation.channel, start_time=conversation.start_time,
+            channel=conversation.channel, customer_id=customer_id_of(conversation), start_time=conversation.start_time,
             score=total, passed=not auto_fail and total >= self.scorecard.pass_threshold,
-            auto_fail_reasons=auto_fail, sections=sections, resolution=resolution,
-            first_contact_resolution=None if resolution is None else resolution == "resolved",
+            auto_fail_reasons=auto_fail, sections=sections, resolution=label_of(counted, "resolution"),
             empathy=label_of(counted, "empathy"), metrics=metrics,
             findings=sorted(found, key=lambda f: f.sort_key), versions=versions,
         )
-
-    def score_many(self, conversations: Iterable[Conversation]) -> Iterator[ScoreReport]:
-        for conversation in conversations:
-            yield self.score(conversation)
 
     def check(self, draft: str, role: Role = Role.AGENT, context: Sequence[Turn] = (),
               conversation_id: str = "draft") -> list[Finding]:

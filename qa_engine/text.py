@@ -24,9 +24,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import opencc
 from pypinyin.pinyin_dict import pinyin_dict
 
@@ -40,11 +42,14 @@ _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 
 # symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
 # misc symbols and the emoji planes, variation selectors and skin-tone modifiers
-_SEPARATOR_RUN = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
-                            "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
-                            "\U0001f000-\U0001faff]+")
+_SEPARATOR = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
+                        "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
+                        "\U0001f000-\U0001faff]")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
+BOUNDARY = "\x00"  # joins texts normalised together; a NUL typed in a text folds to a space
+CODE_POINTS = 0x110000
+_SPLIT_MEMO = 65536  # Latin runs remembered per phonetic folder
 
 
 class OffsetMap:
@@ -105,23 +110,31 @@ class OffsetMap:
         return src + block_len if block_len >= 0 else src + last - dst + 1
 
 
-@dataclass(frozen=True, slots=True)
 class TextView:
-    """An original text with its folded and compact views."""
+    """An original text with its folded and compact views.
 
-    original: str
-    folded: str
-    compact: str
-    compact_map: OffsetMap | None
+    ``folded`` has the original's offsets; compact offsets map back through ``index`` (compact
+    position + ``offset`` → original position + ``base``), shared by every text normalised
+    together and read only for hits.
+    """
+
+    __slots__ = ("original", "folded", "compact", "_index", "_offset", "_base")
+
+    def __init__(self, original: str, folded: str, compact: str, index: np.ndarray | None = None,
+                 offset: int = 0, base: int = 0) -> None:
+        self.original, self.folded, self.compact = original, folded, compact
+        self._index, self._offset, self._base = index, offset, base
 
     def compact_to_original(self, start: int, end: int) -> tuple[int, int]:
-        """Original span of a compact-view span (folded offsets equal original ones)."""
-        return (start, end) if self.compact_map is None else self.compact_map.to_source(start, end)
+        """Original span of a compact-view span (``end > start``)."""
+        if self._index is None:
+            return start, end
+        return (int(self._index[self._offset + start]) - self._base,
+                int(self._index[self._offset + end - 1]) + 1 - self._base)
 
 
-@lru_cache(maxsize=1)
 def fold_table() -> dict[int, str]:
-    """The ``str.translate`` table behind the folded view; built once per process."""
+    """Code point → folded character, for the code points that fold (the source of `char_tables`)."""
     table: dict[int, str] = {}
     for low, high in _NFKC_RANGES:
         for code in range(low, high + 1):
@@ -130,7 +143,7 @@ def fold_table() -> dict[int, str]:
                 table[code] = " " if folded.isspace() else folded
     for code in range(ord("A"), ord("Z") + 1):
         table[code] = chr(code).lower()
-    for char in _INVISIBLE:
+    for char in _INVISIBLE + BOUNDARY:
         table[ord(char)] = " "
     chars = [chr(code) for low, high in _CJK_RANGES for code in range(low, high + 1)]
     # newline-separated so OpenCC converts characters, never phrases across neighbours
@@ -144,15 +157,94 @@ def fold_table() -> dict[int, str]:
     return table
 
 
-def _separator_edits(folded: str) -> list[tuple[int, int, str]]:
-    edits = []
-    for match in _SEPARATOR_RUN.finditer(folded):
-        start, end = match.span()
-        if (match.group() == "." and 0 < start and end < len(folded)
-                and folded[start - 1].isdigit() and folded[end].isdigit()):
-            continue  # decimal point: 99.9%
-        edits.append((start, end, ""))
-    return edits
+@dataclass(frozen=True, slots=True)
+class CharTables:
+    """One look-up per code point for every view: built once per process, indexed by numpy."""
+
+    fold: np.ndarray  # uint32: code point → folded code point
+    separator: np.ndarray  # bool, by folded code point: dropped from the compact view
+    digit: np.ndarray  # bool, by folded code point: a ``.`` between two decimal digits is kept (99.9%)
+
+
+@lru_cache(maxsize=1)
+def char_tables() -> CharTables:
+    fold = np.arange(CODE_POINTS, dtype=np.uint32)
+    for code, target in fold_table().items():
+        fold[code] = ord(target)
+    fold[ord(BOUNDARY)] = ord(BOUNDARY)  # the joiner survives; typed NULs were replaced before
+    every = from_code_points(np.arange(CODE_POINTS, dtype=np.uint32))
+    separator = np.zeros(CODE_POINTS, dtype=bool)
+    separator[[match.start() for match in _SEPARATOR.finditer(every)]] = True
+    separator[ord(BOUNDARY)] = False
+    digit = np.zeros(CODE_POINTS, dtype=bool)
+    digit[[match.start() for match in re.finditer(r"\d", every)]] = True
+    return CharTables(fold, separator, digit)
+
+
+def code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def from_code_points(codes: np.ndarray) -> str:
+    return codes.tobytes().decode("utf-32-le", "surrogatepass")
+
+
+class TextBatch:
+    """Several texts normalised together: the folded and compact views of the texts joined by
+    `BOUNDARY` (one pass of table look-ups and one automaton pass serve them all — per-text
+    overhead is what dominates short chat turns), with each text's start in both."""
+
+    __slots__ = ("texts", "folded", "folded_codes", "compact", "starts", "compact_starts", "_index", "_views")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = list(texts)
+        joined = BOUNDARY.join(self.texts)
+        if joined.count(BOUNDARY) != len(self.texts) - 1:
+            joined = BOUNDARY.join(text.replace(BOUNDARY, " ") for text in self.texts)
+        tables = char_tables()
+        self.folded_codes = tables.fold[code_points(joined)]
+        keep = ~tables.separator[self.folded_codes]
+        dots = np.flatnonzero(self.folded_codes[1:-1] == ord(".")) + 1
+        keep[dots[tables.digit[self.folded_codes[dots - 1]] & tables.digit[self.folded_codes[dots + 1]]]] = True
+        self.folded = from_code_points(self.folded_codes)
+        self.starts = _starts(self.folded_codes)
+        if keep.all():
+            self._index, self.compact, self.compact_starts = None, self.folded, self.starts
+        else:
+            self._index = np.flatnonzero(keep)
+            compact_codes = self.folded_codes[self._index]
+            self.compact, self.compact_starts = from_code_points(compact_codes), _starts(compact_codes)
+        self._views: dict[int, TextView] = {}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def text_at(self, position: int, compact: bool = True) -> int:
+        """The text holding a joined-view position."""
+        return bisect_right(self.compact_starts if compact else self.starts, position) - 1
+
+    def to_original(self, text: int, start: int, end: int) -> tuple[int, int]:
+        """The span in text ``text`` of a joined compact-view span (``end > start``)."""
+        if self._index is not None:
+            start, end = int(self._index[start]), int(self._index[end - 1]) + 1
+        return start - self.starts[text], end - self.starts[text]
+
+    def view(self, text: int) -> TextView:
+        """One text's views (made on demand: only texts with hits need one)."""
+        if text not in self._views:
+            start, compact_start = self.starts[text], self.compact_starts[text]
+            folded = self.folded[start:start + len(self.texts[text])]
+            compact_end = self.compact_starts[text + 1] - 1 if text + 1 < len(self.texts) else len(self.compact)
+            compact = self.compact[compact_start:compact_end]
+            identity = self._index is None or len(compact) == len(folded)
+            self._views[text] = TextView(self.texts[text], folded, compact,
+                                         None if identity else self._index, compact_start, start)
+        return self._views[text]
+
+
+def _starts(codes: np.ndarray) -> list[int]:
+    """Where each text of a joined view starts: 0 and one past every boundary."""
+    return [0, *(np.flatnonzero(codes == ord(BOUNDARY)) + 1).tolist()]
 
 
 @lru_cache(maxsize=64)
@@ -169,9 +261,7 @@ def normalise(text: str) -> TextView:
         >>> view.compact_to_original(0, 4)
         (0, 7)
     """
-    folded = text.translate(fold_table())
-    compact, compact_map = OffsetMap.apply(folded, _separator_edits(folded))
-    return TextView(text, folded, compact, compact_map)
+    return TextBatch((text,)).view(0)
 
 
 def fold(text: str) -> str:
@@ -201,12 +291,13 @@ class PhoneticFolder:
             reading = syllables(char)
             if reading:
                 self.representative.setdefault(reading[0], char)
-        self._table: dict[int, str] = {}
+        self._table = np.arange(CODE_POINTS, dtype=np.uint32)
         for code, readings in pinyin_dict.items():
             first = readings.split(",")[0].translate(_TONE_MARKS)
             if first in self.representative:
-                self._table[code] = self.representative[first]
+                self._table[code] = ord(self.representative[first])
         self._longest = max((len(s) for s in self.representative), default=0)
+        self._splits: dict[str, tuple[str, ...] | None] = {}
 
     def __call__(self, compact: str) -> tuple[str, OffsetMap | None]:
         """Phonetic view of a compact text and its map back to the compact text."""
@@ -219,9 +310,21 @@ class PhoneticFolder:
                     edits.append((pos, pos + len(syllable), self.representative[syllable]))
                     pos += len(syllable)
         derived, offsets = OffsetMap.apply(compact, edits)
-        return derived.translate(self._table), offsets
+        return from_code_points(self._table[code_points(derived)]), offsets
 
-    def _split(self, run: str) -> list[str] | None:
+    def _split(self, run: str) -> tuple[str, ...] | None:
+        """`_split_run`, memoised per folder: chat repeats the same Latin runs (ok, jd, x)."""
+        memo = self._splits  # replaced, never cleared in place: safe for concurrent callers
+        if run in memo:
+            return memo[run]
+        found = self._split_run(run)
+        split = None if found is None else tuple(found)
+        if len(memo) >= _SPLIT_MEMO:
+            self._splits = memo = {}
+        memo[run] = split
+        return split
+
+    def _split_run(self, run: str) -> list[str] | None:
         """Split a Latin run wholly into known syllables (longest first, backtracking)."""
         if len(run) > 4 * self._longest + 8:
             return None

@@ -7,14 +7,15 @@ cite each survivor's rule, law and rewrite with its span in the original text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa_engine.errors import ErrorCode, RulePackError
 from qa_engine.findings import Finding, FindingKind, Severity
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.schema import Conversation, Role
-from qa_engine.text import TextView, normalise
+from qa_engine.text import TextBatch, TextView
 from rules.context import TurnContext, suppression
 from rules.matcher import Match, RegexMatcher, TermMatcher
 from rules.pack import BUNDLED_PACKS, Rule, RuleBook, load_rulebook, pack_files
@@ -44,9 +45,13 @@ class CompiledRules:
             roles=frozenset(role for rule in rules for role in rule.roles),
         )
 
-    def matches(self, view: TextView) -> list[Match[Rule]]:
-        """Raw term and regex hits in one text, before any context stage."""
-        return [*self.terms.find(view), *self.regexes.find(view)]
+    def matches(self, batch: TextBatch) -> dict[int, list[Match[Rule]]]:
+        """Raw term and regex hits by text of the batch (texts without hits left out), before any
+        context stage."""
+        found = self.terms.find(batch)
+        for text, hits in self.regexes.find(batch).items():
+            found.setdefault(text, []).extend(hits)
+        return found
 
 
 class RuleDetector:
@@ -72,14 +77,21 @@ class RuleDetector:
     def rulebook(self) -> RuleBook:
         return self._compiled.rulebook
 
-    def reload(self, check: Callable[[list[str]], None] | None = None) -> RuleBook:
+    def reload(self, check: Callable[[list[str]], None] | None = None, allow_removal: bool = False) -> RuleBook:
         """Re-read the packs from their sources and swap them in at once.
 
+        A pack or category that disappeared (a file deleted from a watched folder, a pack's
+        category changed) is refused like a malformed pack unless ``allow_removal``: its rules
+        would otherwise stop being checked without anyone saying so.
+
         Raises:
-            RulePackError: the new packs are malformed; the old ones stay in force.
+            RulePackError: the new packs are malformed, or (E011) drop a pack or category; the
+                old ones stay in force.
             ScorecardError: ``check`` refused a category of the new packs; the old ones stay in force.
         """
         compiled = CompiledRules.build(load_rulebook(self.sources))
+        if not allow_removal:
+            _refuse_removals(self.rulebook, compiled.rulebook, self.sources)
         if check is not None:
             check(compiled.rulebook.categories)
         self._compiled = compiled
@@ -98,31 +110,37 @@ class RuleDetector:
                 for p in (pack_files(Path(source)) if Path(source).is_dir() else [Path(source)])]
 
     def detect(self, conversation: Conversation) -> list[Finding]:
-        return self._findings(conversation, explain=False)
+        return self._findings([conversation], explain=False)[0]
+
+    def detect_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        return self._findings(conversations, explain=False)
 
     def explain(self, conversation: Conversation) -> list[Finding]:
         """Every hit, including those context excused, each with ``suppressed_by`` set."""
-        return self._findings(conversation, explain=True)
+        return self._findings([conversation], explain=True)[0]
 
-    def _findings(self, conversation: Conversation, explain: bool) -> list[Finding]:
-        findings: list[Finding] = []
-        compiled = self._compiled  # one rule book for the whole conversation, even mid-reload
-        for index, turn in enumerate(conversation.turns):
-            if explain or turn.role in compiled.roles:
-                findings.extend(self._turn_findings(compiled, conversation, index, explain))
+    def _findings(self, conversations: Sequence[Conversation], explain: bool) -> list[list[Finding]]:
+        """Findings per conversation; every in-scope turn of every conversation matched in one batch."""
+        compiled = self._compiled  # one rule book for the whole batch, even mid-reload
+        turns = [(c, i) for c, conversation in enumerate(conversations)
+                 for i, turn in enumerate(conversation.turns) if explain or turn.role in compiled.roles]
+        batch = TextBatch([conversations[c].turns[i].text for c, i in turns])
+        findings: list[list[Finding]] = [[] for _ in conversations]
+        for position, matches in sorted(compiled.matches(batch).items()):
+            c, index = turns[position]
+            findings[c].extend(self._turn_findings(conversations[c], index, batch.view(position), matches, explain))
         return findings
 
-    def matches(self, view: TextView, compiled: CompiledRules | None = None) -> list[Match[Rule]]:
-        """Raw term and regex hits in one text, before any context stage."""
-        return (compiled or self._compiled).matches(view)
+    def matches(self, batch: TextBatch) -> dict[int, list[Match[Rule]]]:
+        """Raw term and regex hits by text, before any context stage."""
+        return self._compiled.matches(batch)
 
-    def _turn_findings(self, compiled: CompiledRules, conversation: Conversation, index: int,
+    def _turn_findings(self, conversation: Conversation, index: int, view: TextView, matches: list[Match[Rule]],
                        explain: bool) -> list[Finding]:
-        view = normalise(conversation.turns[index].text)
         ctx = TurnContext(conversation, index, view, self.lexicons)
         active: list[Match[Rule]] = []
         excused: list[tuple[Match[Rule], str]] = []
-        for match in self.matches(view, compiled):
+        for match in matches:
             reason = suppression(match.payload, match.start, match.end, ctx)
             if reason is None:
                 active.append(match)
@@ -150,6 +168,15 @@ class RuleDetector:
             confidence=CONFIDENCE[match.how], detector=self.name, detector_version=self.version,
             suppressed_by=suppressed_by,
         )
+
+
+def _refuse_removals(old: RuleBook, new: RuleBook, sources: list[Path] | None) -> None:
+    gone = [f"pack {name!r}" for name in sorted({p.pack for p in old.packs} - {p.pack for p in new.packs})]
+    gone += [f"category {name!r}" for name in old.categories if name not in new.categories]
+    if gone:
+        raise RulePackError(ErrorCode.E011, source=", ".join(map(str, sources or [BUNDLED_PACKS])),
+                            detail=f"the reload removes {', '.join(gone)}; the old packs stay in force "
+                                   "(allow pack removal to accept it)")
 
 
 def _enclosing(match: Match[Rule], excused: list[tuple[Match[Rule], str]]) -> str | None:

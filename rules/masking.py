@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa_engine.text import normalise
+from qa_engine.text import TextBatch
 from rules.detector import CompiledRules
 from rules.pack import MaskSpec, RuleBook, load_rulebook
 
@@ -57,7 +57,7 @@ class PersonalDataMasker:
 
     def _spans(self, text: str) -> tuple[MaskedSpan, ...]:
         """Non-overlapping spans to mask, longest first where hits overlap, in text order."""
-        hits = sorted(self._compiled.matches(normalise(text)), key=lambda m: (-(m.end - m.start), m.start))
+        hits = sorted(self._compiled.matches(TextBatch([text])).get(0, []), key=lambda m: (-(m.end - m.start), m.start))
         kept: list[MaskedSpan] = []
         for hit in hits:
             if all(hit.end <= k.start or k.end <= hit.start for k in kept):

@@ -21,13 +21,20 @@ sound-alike matching beyond that flags ordinary words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import ahocorasick
+import numpy as np
 
-from qa_engine.text import LATIN_RUN, OffsetMap, PhoneticFolder, TextView, fold, syllables
+try:  # the regex parser is private; its layout has held since Python 3.5
+    from re import _constants, _parser
+except ImportError:  # Python 3.10
+    import sre_constants as _constants  # type: ignore[no-redef]
+    import sre_parse as _parser  # type: ignore[no-redef]
+
+from qa_engine.text import CODE_POINTS, LATIN_RUN, OffsetMap, PhoneticFolder, TextBatch, TextView, fold, syllables
 
 Payload = TypeVar("Payload")
 
@@ -50,7 +57,7 @@ class TermMatcher(Generic[Payload]):
 
     Example:
         >>> matcher = TermMatcher([("全网最好", "ad")])
-        >>> [(m.payload, m.start, m.end, m.how) for m in matcher.find(normalise("全網 zui 好"))]
+        >>> [(m.payload, m.start, m.end, m.how) for m in matcher.find(TextBatch(["全網 zui 好"]))[0]]
         [('ad', 0, 8, 'pinyin')]
     """
 
@@ -72,23 +79,29 @@ class TermMatcher(Generic[Payload]):
         if by_key:
             self._automaton.make_automaton()
 
-    def find(self, view: TextView) -> Iterator[Match[Payload]]:
+    def find(self, batch: TextBatch) -> dict[int, list[Match[Payload]]]:
+        """Hits by text of the batch (texts without hits left out), from one automaton pass over
+        its phonetic view."""
+        found: dict[int, list[Match[Payload]]] = {}
         if self._empty:
-            return
-        phonetic, phonetic_map = self.phonetic(view.compact)
+            return found
+        compact = batch.compact
+        phonetic, phonetic_map = self.phonetic(compact)
         for last, (length, values) in self._automaton.iter(phonetic):
             start, end = last - length + 1, last + 1
             compact_start, compact_end = (start, end) if phonetic_map is None else phonetic_map.to_source(start, end)
-            typed = view.compact[compact_start:compact_end]
+            typed = compact[compact_start:compact_end]
             for term, payload in values:
                 how = _classify(term, typed, start, phonetic_map)
                 if how is not None:
-                    orig_start, orig_end = view.compact_to_original(compact_start, compact_end)
-                    yield Match(payload, orig_start, orig_end, how)
+                    text = batch.text_at(compact_start)
+                    found.setdefault(text, []).append(Match(payload, *batch.to_original(text, compact_start, compact_end), how))
         if self._initials:
-            for run in LATIN_RUN.finditer(view.compact):
+            for run in LATIN_RUN.finditer(compact):
                 for _, payload in self._initials.get(run.group(), ()):
-                    yield Match(payload, *view.compact_to_original(*run.span()), "initials")
+                    text = batch.text_at(run.start())
+                    found.setdefault(text, []).append(Match(payload, *batch.to_original(text, *run.span()), "initials"))
+        return found
 
 
 def pinyin_initials(term: str) -> str | None:
@@ -122,21 +135,122 @@ def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None)
 
 
 class RegexMatcher(Generic[Payload]):
-    """Compiled regexes on the folded or compact view, with optional validators."""
+    """Compiled regexes on the folded or compact view, with optional validators.
+
+    Most regexes cannot match most chat turns, and calling each one per turn is what costs: a
+    regex runs only on texts holding at least one character of each of its `required_chars`
+    sets (looked up through the rarest set), a sound pre-screen derived from the pattern itself.
+    """
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
         self._entries = [(re.compile(pattern), view, validator, requires, payload)
                          for pattern, view, validator, requires, payload in entries]
+        screens = [required_chars(entry[0]) for entry in self._entries]
+        sets = sorted({chars for screen in screens for chars in screen}, key=sorted)
+        chars = sorted({char for chars in sets for char in chars})
+        # a character's slot (0: in no screen set) and each slot's mask: bit j = in screen set j
+        self._slot = np.zeros(CODE_POINTS, dtype=np.uint16)
+        self._slot[[ord(char) for char in chars]] = np.arange(1, len(chars) + 1)
+        words = max(1, -(-len(sets) // 64))
+        self._slot_masks = np.zeros((len(chars) + 1, words), dtype=np.uint64)
+        self._needs = np.zeros((len(screens), words), dtype=np.uint64)
+        for j, members in enumerate(sets):
+            bit = np.uint64(1 << (j % 64))
+            for char in members:
+                self._slot_masks[chars.index(char) + 1, j // 64] |= bit
+            for k, screen in enumerate(screens):
+                if members in screen:
+                    self._needs[k, j // 64] |= bit
 
-    def find(self, view: TextView) -> Iterator[Match[Payload]]:
-        for pattern, view_name, validator, requires, payload in self._entries:
-            text = view.compact if view_name == "compact" else view.folded
-            if requires and not any(literal in text for literal in requires):
+    def find(self, batch: TextBatch) -> dict[int, list[Match[Payload]]]:
+        """Hits by text of the batch; a regex runs only on the texts holding a character of each
+        of its screen sets (a handful of array operations for the whole batch and every regex)."""
+        found: dict[int, list[Match[Payload]]] = {}
+        if not batch.folded_codes.size:
+            return found
+        # the folded view's characters: a superset of the compact view's; the boundary is in no set
+        starts = np.minimum(batch.starts, batch.folded_codes.size - 1)
+        masks = np.bitwise_or.reduceat(self._slot_masks[self._slot[batch.folded_codes]], starts, axis=0)
+        passes = ((masks[:, None, :] & self._needs[None, :, :]) == self._needs[None, :, :]).all(axis=2)
+        for text, k in zip(*(axis.tolist() for axis in np.nonzero(passes))):
+            if hits := self._find(k, batch.view(text)):
+                found.setdefault(text, []).extend(hits)
+        return found
+
+    def _find(self, k: int, view: TextView) -> list[Match[Payload]]:
+        pattern, view_name, validator, requires, payload = self._entries[k]
+        text = view.compact if view_name == "compact" else view.folded
+        if requires and not any(literal in text for literal in requires):
+            return []
+        found = []
+        for hit in pattern.finditer(text):
+            if hit.end() == hit.start() or (validator is not None and not validator(hit.group())):
                 continue
-            for found in pattern.finditer(text):
-                if found.end() == found.start() or (validator is not None and not validator(found.group())):
-                    continue
-                start, end = found.span()
-                if view_name == "compact":
-                    start, end = view.compact_to_original(start, end)
-                yield Match(payload, start, end, "regex")
+            start, end = hit.span()
+            if view_name == "compact":
+                start, end = view.compact_to_original(start, end)
+            found.append(Match(payload, start, end, "regex"))
+        return found
+
+
+# characters found in most chat turns (function words, chat particles, digits): poor screens
+_COMMON = frozenset("的一是不了在有人我他这个们来上大为和到说时要就出会可也你您对能子那得下自之过发后作"
+                    "里用道行所然家事成多么去都现当没动看定天还好小些样想从只以把给吗呢吧啊哦亲哈嗯呀"
+                    "0123456789")
+
+
+def _screen_cost(chars: frozenset[str]) -> int:
+    return len(chars) + 10 * len(chars & _COMMON)
+
+
+_REPEATS = tuple(getattr(_constants, name) for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+                 if hasattr(_constants, name))
+_MAX_RANGE = 512  # a wider character class says nothing useful
+
+
+def required_chars(pattern: re.Pattern[str]) -> list[frozenset[str]]:
+    """Character sets of which every match of ``pattern`` holds at least one character each
+    (empty when nothing can be said: a case-insensitive pattern, or only wide classes)."""
+    if pattern.flags & re.IGNORECASE:
+        return []
+    return _sequence(_parser.parse(pattern.pattern, pattern.flags))
+
+
+def _sequence(items) -> list[frozenset[str]]:
+    return [chars for op, argument in items for chars in _item(op, argument)]
+
+
+def _item(op, argument) -> list[frozenset[str]]:
+    if op is _constants.LITERAL:
+        return [frozenset(chr(argument))]
+    if op is _constants.IN:
+        chars = _class(argument)
+        return [chars] if chars else []
+    if op in _REPEATS:
+        low, _, sub = argument
+        return _sequence(sub) if low >= 1 else []
+    if op is _constants.SUBPATTERN:
+        return _sequence(argument[-1])
+    if op is getattr(_constants, "ATOMIC_GROUP", None):
+        return _sequence(argument)
+    if op is _constants.BRANCH:
+        union: set[str] = set()
+        for alternative in argument[1]:
+            sets = _sequence(alternative)
+            if not sets:
+                return []
+            union |= min(sets, key=_screen_cost)  # 有病: screen on 病, not on 有
+        return [frozenset(union)]
+    return []  # look-arounds, anchors, any character, categories, back-references
+
+
+def _class(items) -> frozenset[str] | None:
+    chars: set[str] = set()
+    for op, value in items:
+        if op is _constants.LITERAL:
+            chars.add(chr(value))
+        elif op is _constants.RANGE and value[1] - value[0] <= _MAX_RANGE:
+            chars.update(map(chr, range(value[0], value[1] + 1)))
+        else:  # negated, a category such as \d, or a wide range
+            return None
+    return frozenset(chars)

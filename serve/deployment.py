@@ -5,8 +5,8 @@
 Each replica builds the app (and so its pipeline, warning log and watcher) itself when it
 starts: ``serve.ingress`` is given a builder, so nothing unpicklable crosses the cluster.
 Settings come from the config file and ``QA_ENGINE_*`` environment variables, as for
-``qa-engine serve``; give each replica its own ``warning_log`` path (or a shared volume) on
-a multi-node cluster.
+``qa-engine serve``; point ``warning_log`` at one PostgreSQL database (``postgresql://…``) so
+the audit export sees every replica.
 """
 
 from __future__ import annotations

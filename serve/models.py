@@ -1,20 +1,38 @@
-"""Request and response bodies of the HTTP API (and the WebSocket's warning shape)."""
+"""Request and response bodies of the HTTP API, and the WebSocket's messages."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from qa_engine.errors import ErrorCode
 from qa_engine.findings import Finding
 from qa_engine.schema import MAX_TURN_BYTES, Role
+
+
+def _within_turn_limit(text: str) -> str:
+    """The scorer's limit is on UTF-8 bytes (a Chinese character is three), not characters."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TURN_BYTES:
+        raise ValueError(ErrorCode.E006.format(field="text", size=size, limit=MAX_TURN_BYTES))
+    return text
+
+
+TurnText = Annotated[str, AfterValidator(_within_turn_limit)]
+
+
+def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic errors as ``{"field", "message"}`` (``field`` is ``message`` for JSON that does not parse)."""
+    return [{"field": ".".join(str(p) for p in err["loc"]) or "message", "message": err["msg"]} for err in errors]
 
 
 class TurnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    text: str = Field(max_length=MAX_TURN_BYTES)
+    text: TurnText
 
 
 class CheckRequest(BaseModel):
@@ -22,7 +40,7 @@ class CheckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    draft: str = Field(max_length=MAX_TURN_BYTES, description="the text being typed; may be empty")
+    draft: TurnText = Field(description="the text being typed; may be empty")
     context: list[TurnIn] = Field(default_factory=list, max_length=500)
     conversation_id: str | None = Field(None, max_length=200)
     role: Role = Role.AGENT
@@ -60,7 +78,7 @@ class CheckResponse(BaseModel):
 class SentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=MAX_TURN_BYTES)
+    text: TurnText
     conversation_id: str | None = Field(None, max_length=200)
     context: list[TurnIn] = Field(default_factory=list, max_length=500)
 
@@ -68,3 +86,35 @@ class SentRequest(BaseModel):
 class SentResponse(BaseModel):
     still_violating: list[Warning]
     ignored_rules: list[str]
+
+
+class LiveTurn(BaseModel):
+    """WebSocket: a turn of the conversation (usually the customer's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["turn"]
+    role: Role
+    text: TurnText
+
+
+class LiveDraft(BaseModel):
+    """WebSocket: the agent's draft as it stands; ``seq`` defaults to one past the last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["draft"]
+    seq: int | None = Field(None, ge=0, le=2**53 - 1)  # a JavaScript client's safe integers
+    text: TurnText
+
+
+class LiveSent(BaseModel):
+    """WebSocket: the message the agent finally sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["sent"]
+    text: TurnText
+
+
+LiveMessage = TypeAdapter(Annotated[Union[LiveTurn, LiveDraft, LiveSent], Field(discriminator="type")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,3 +154,140 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path, cli_results):
     assert quarantined == 20 and "records in = scored + quarantined: 320 = 300 + 20" in resumed.stdout
     assert not list(out.rglob(".*.tmp-*"))
     shutil.rmtree(tmp_path / "month")
+
+
+# --- issue #12: trustworthy results --------------------------------------------------------------
+
+def test_resume_from_a_moved_input_folder_scores_nothing_twice(tmp_path, local_ray):
+    ids = split_sample(tmp_path / "month", shards=3)
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    shutil.move(tmp_path / "month", tmp_path / "moved")  # same files, another absolute path
+    again = run_job([str(tmp_path / "moved")], tmp_path / "out", resume=True)
+    assert again.shards_skipped == 3 and again.scored == 300
+    got = read_table(tmp_path / "out", "conversations")["conversation_id"].to_pylist()
+    assert sorted(got) == sorted(ids)
+
+
+def test_resume_refuses_inputs_that_changed_since_they_were_committed(tmp_path, local_ray):
+    split_sample(tmp_path / "month", shards=2)
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    day = tmp_path / "month" / "day00.jsonl"
+    day.write_text("\n".join(day.read_text(encoding="utf-8").splitlines()[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(BatchError, match="day00.jsonl"):  # its old rows would stay beside the new ones
+        run_job([str(tmp_path / "month")], tmp_path / "out", resume=True)
+
+
+def test_identical_input_files_are_refused_not_scored_twice(tmp_path, local_ray):
+    split_sample(tmp_path / "month", shards=2)
+    shutil.copy(tmp_path / "month" / "day01.jsonl", tmp_path / "month" / "copy.jsonl")
+    with pytest.raises(BatchError, match="copy.jsonl.*day01.jsonl|day01.jsonl.*copy.jsonl"):
+        run_job([str(tmp_path / "month")], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_output_table_reads_as_one_dataset(tmp_path, local_ray):
+    import pyarrow.dataset as ds
+
+    split_sample(tmp_path / "month", shards=2)
+    untimed = {"conversation_id": "untimed-1", "agent_id": "a1", "team": "售后一组",
+               "turns": [{"role": "customer", "text": "在吗"}, {"role": "agent", "text": "亲，您好，在的"}]}
+    (tmp_path / "month" / "untimed.jsonl").write_text(json.dumps(untimed, ensure_ascii=False) + "\n", encoding="utf-8")
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    for table in ("conversations", "findings", "quarantine"):
+        files = sorted((tmp_path / "out" / table).glob("*.parquet"))
+        assert len(files) == 3 and len({pq.read_schema(f) for f in files}) == 1, table
+        assert ds.dataset(tmp_path / "out" / table).to_table().num_rows == read_table(tmp_path / "out", table).num_rows
+    conversations = ds.dataset(tmp_path / "out" / "conversations")
+    row = conversations.to_table(filter=ds.field("conversation_id") == "untimed-1").to_pylist()[0]
+    assert row["metric_first_response_s"] is None and conversations.schema.field("metric_first_response_s").type == "double"
+    for name in ("by_agent", "by_team", "by_day"):
+        schema = pq.read_schema(tmp_path / "out" / "aggregates" / f"{name}.parquet")
+        assert schema.field("conversations").type == "int64" and schema.field("fcr_rate").type == "double"
+
+
+def test_batch_quarantines_what_score_quarantines(tmp_path, local_ray):
+    split_sample(tmp_path / "month", shards=2, bad_lines=True)
+    (tmp_path / "month" / "notes.txt").write_text("not a transcript\n", encoding="utf-8")
+    summary = run_job([str(tmp_path / "month" / "*")], tmp_path / "out")  # a glob that catches notes.txt
+    # records are counted as read: 304 lines; notes.txt holds no record but is quarantined whole
+    assert summary.scored == 300 and summary.quarantined == 5 and summary.balanced
+    assert (summary.records_in, summary.records_scored, summary.records_quarantined) == (304, 300, 4)
+    batch = {(Path(q["source"]).name, q["row"], q["code"]) for q in read_table(tmp_path / "out", "quarantine").to_pylist()}
+    assert ("notes.txt", None, "E040") in batch
+    for day in ("day00.jsonl", "day01.jsonl"):
+        out = tmp_path / f"score-{day[:5]}.jsonl"
+        subprocess.run([EXE, "score", str(tmp_path / "month" / day), "-o", str(out), "--no-progress"],
+                       check=True, capture_output=True)
+        quarantine = next(tmp_path.glob(f"score-{day[:5]}*quarantine.jsonl"))
+        score = {(Path(q["source"]).name, q["row"], q["code"])
+                 for q in map(json.loads, quarantine.read_text(encoding="utf-8").splitlines())}
+        assert score and score == {q for q in batch if q[0] == day}
+    for entry in Manifest(tmp_path / "out").shards.values():
+        assert entry["records_in"] == entry["records_scored"] + entry["records_quarantined"]
+
+
+def test_first_contact_resolution_needs_the_customer_not_to_come_back(tmp_path, local_ray):
+    def conversation(cid, customer, day, resolved, team="售后一组"):
+        closing = "已经给您处理好了，还有其他问题吗？" if resolved else "这个我也没办法"
+        record = {"conversation_id": cid, "agent_id": "a1", "team": team,
+                  "start_time": f"2026-10-{day:02d}T10:00:00+08:00",
+                  "turns": [{"role": "customer", "text": "我的快递还没到", "timestamp": f"2026-10-{day:02d}T10:00:00+08:00"},
+                            {"role": "agent", "text": closing, "timestamp": f"2026-10-{day:02d}T10:00:05+08:00"},
+                            {"role": "customer", "text": "好的谢谢" if resolved else "算了",
+                             "timestamp": f"2026-10-{day:02d}T10:00:20+08:00"}],
+                  "metadata": {"customer_id": customer} if customer else {}}
+        return json.dumps(record, ensure_ascii=False)
+
+    month = tmp_path / "month"
+    month.mkdir()
+    (month / "a.jsonl").write_text("\n".join([
+        conversation("back-soon", "c1", 1, True), conversation("came-back", "c1", 4, True),
+        conversation("for-good", "c2", 2, True), conversation("anonymous", None, 2, True),
+        conversation("unresolved", "c4", 3, False), conversation("last", "c3", 30, True, team="售前一组")]) + "\n",
+        encoding="utf-8")
+    (month / "b.jsonl").write_text(conversation("other-shard", "c2", 20, True) + "\n", encoding="utf-8")
+    run_job([str(month)], tmp_path / "out")
+    rows = {r["conversation_id"]: r for r in read_table(tmp_path / "out", "conversations").to_pylist()}
+    assert rows["back-soon"]["customer_id"] == "c1" and rows["anonymous"]["customer_id"] is None
+    assert {k for k, r in rows.items() if r["resolution"] == "resolved"} == set(rows) - {"unresolved"}
+    teams = {t["team"]: t for t in pq.read_table(tmp_path / "out" / "aggregates" / "by_team.parquet").to_pylist()}
+    # back-soon: c1 back 3 days later -> no; came-back: 26 days left in the data, no return -> yes;
+    # for-good: next contact 18 days later -> yes; other-shard: 10 days left, no return -> yes; unresolved -> no;
+    # anonymous: unknown (no customer id)
+    assert teams["售后一组"]["fcr_measured"] == 5 and teams["售后一组"]["fcr_rate"] == 0.6
+    # last: its 7 days reach past the end of the data, a return could not have been seen yet
+    assert teams["售前一组"]["fcr_measured"] == 0 and teams["售前一组"]["fcr_rate"] is None
+    assert "not measured" in teams["售前一组"]["fcr_note"]
+
+
+def test_aggregates_equal_a_direct_count_of_the_conversations(tmp_path, local_ray):
+    import pyarrow.compute as pc
+
+    split_sample(tmp_path / "month", shards=3)
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    conversations = read_table(tmp_path / "out", "conversations")
+    findings = read_table(tmp_path / "out", "findings").to_pylist()
+    agents = pq.read_table(tmp_path / "out" / "aggregates" / "by_agent.parquet").to_pylist()
+    for agent in agents:
+        mine = conversations.filter(pc.and_(pc.equal(conversations["agent_id"], agent["agent_id"]),
+                                            pc.equal(conversations["team"], agent["team"]))).to_pylist()
+        assert agent["conversations"] == len(mine)
+        assert agent["mean_score"] == pytest.approx(sum(c["score"] for c in mine) / len(mine))
+        assert agent["pass_rate"] == pytest.approx(sum(c["passed"] for c in mine) / len(mine))
+        ids = {c["conversation_id"] for c in mine}
+        ad_law = sum(1 for f in findings if f["conversation_id"] in ids and f["kind"] == "violation"
+                     and f["category"] == "ad_law")
+        assert agent["violations_ad_law"] == ad_law
+        assert agent["fcr_rate"] is None and "not measured" in agent["fcr_note"]  # the sample has no customer ids
+
+
+def test_a_batch_run_prints_no_ray_log_lines_unless_verbose(tmp_path):
+    split_sample(tmp_path / "month", shards=1)
+    quiet = subprocess.run([EXE, "batch", str(tmp_path / "month"), "-o", str(tmp_path / "quiet"), "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    alarming = re.compile(r"WARNING|ERROR|\] E |core_worker|[Tt]oken authentication|[Pp]rogress bar")
+    assert not alarming.search(quiet.stderr + quiet.stdout), quiet.stderr
+    verbose = subprocess.run([EXE, "batch", str(tmp_path / "month"), "-o", str(tmp_path / "loud"), "--no-progress",
+                              "--verbose"], capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0 and "Started a local Ray instance" in verbose.stderr  # Ray's own lines are back

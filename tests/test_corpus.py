@@ -125,3 +125,39 @@ def test_a_teams_own_transcripts_are_a_corpus_too(tmp_path):
     assert real_texts(path) == ["还没到", "抱歉让您久等了", "好的"]
     with pytest.raises(FileNotFoundError, match="no dialogues"):
         list(load_dialogues(tmp_path / "empty"))
+
+
+@needs_corpora
+def test_batched_matching_equals_one_conversation_at_a_time_on_every_real_conversation(pipeline):
+    """The batch paths (score, batch job) match many conversations' turns in one pass; a
+    conversation's findings and score never depend on what it was batched with."""
+    from models.corpus import conversations
+
+    real = conversations(CORPORA)
+    rules = next(d for d in pipeline.detectors if d.name == "qa.rules.v1")
+    alone = [rules.detect(c) for c in real]
+    assert sum(map(len, alone)) > 20  # real hits (35 on the corpora today), not a vacuous comparison
+    assert rules.detect_many(real) == alone
+    sample = real[::7]
+    assert [r.model_dump() for r in pipeline.score_many(sample, batch_size=16)] == \
+        [pipeline.score(c).model_dump() for c in sample]
+
+
+@needs_corpora
+def test_the_regex_prescreen_never_drops_a_match_on_real_turns():
+    """Regexes run only on texts holding a character of each set their pattern requires; run
+    every regex on every real turn unscreened and compare."""
+    from models.corpus import conversations
+    from qa_engine.text import TextBatch
+    from rules.detector import make_rule_detector
+
+    regexes = make_rule_detector()._compiled.regexes
+    texts = [t.text for c in conversations(CORPORA) for t in c.turns]
+    texts += ["全网最好的手机号13812345678", "亲，你是不是傻？", "一三八一二三四五六七八", "这是你自己的问题吧"]
+    batch = TextBatch(texts)
+    screened = regexes.find(batch)
+    unscreened = {i: hits for i in range(len(texts))
+                  if (hits := [m for k in range(len(regexes._entries)) for m in regexes._find(k, batch.view(i))])}
+    assert unscreened  # the corpus holds real regex hits (phone numbers, addresses)
+    assert {i: sorted(h, key=lambda m: (m.start, m.payload.id)) for i, h in screened.items()} == \
+        {i: sorted(h, key=lambda m: (m.start, m.payload.id)) for i, h in unscreened.items()}

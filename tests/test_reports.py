@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 import json
 import re
 import shutil
@@ -319,7 +320,7 @@ def test_dashboard_is_offline_masked_and_links_every_queued_conversation(batch_f
     assert summary.format == "html" and summary.violations == len(expected_violations(batch_folder))
     assert not re.search(r"<script|<link|src=\"http|href=\"http|@import", html)  # nothing to fetch
     assert not PHONE.search(html) and "138****5678" in html
-    assert html.count('<svg class="chart"') == 8
+    assert html.count('<svg class="chart"') == 10
     links = set(re.findall(r'href="#c-([^"]+)"', html))
     anchors = set(re.findall(r'<section class="transcript" id="c-([^"]+)"', html))
     assert links and links <= anchors
@@ -350,7 +351,7 @@ def test_dashboard_renders_in_chromium_with_charts_and_transcripts(batch_folder,
         page.on("request", lambda request: errors.append(f"fetched {request.url}")
                 if not request.url.startswith("file://") else None)
         page.goto(out.as_uri())
-        assert page.locator("svg.chart").count() == 8
+        assert page.locator("svg.chart").count() == 10
         shot = tmp_path / "dashboard.png"
         page.screenshot(path=str(shot))
         with image.open(shot) as picture:  # the charts are drawn: many distinct colours, not a blank page
@@ -386,3 +387,66 @@ def test_model_findings_and_model_provenance_reach_the_auditor_report(tmp_path):
     assert rows and all(f"model qa_zh_char={shipped.provenance}" in r["versions"]
                         and f"qa_e5_teacher={shipped.manifest['teacher']['provenance']}" in r["versions"] for r in rows)
     assert any(r["detector"].startswith("qa.violation.model.v1@") for r in rows)
+
+
+# --- issue #12: numbers a QA lead can trust --------------------------------------------------------
+
+def test_first_contact_resolution_is_judged_across_a_customers_contacts():
+    from qa_engine.tables import fcr_note, first_contact_resolution
+
+    contacts = [("c1", "2026-10-01T10:00:00+08:00", "resolved"),   # back on the 4th: not first-contact
+                ("c1", "2026-10-04T09:00:00+08:00", "resolved"),   # no return in the 26 days after
+                ("c2", "2026-10-02T10:00:00", "resolved"),         # no zone: read as UTC
+                ("c2", "2026-10-09T11:00:00+00:00", "escalated"),  # 7 days and 1 h later, outside the window
+                ("c3", "2026-10-03T10:00:00+08:00", None),         # no resolution label
+                (None, "2026-10-05T10:00:00+08:00", "resolved"),   # no customer id
+                ("c4", "2026-10-28T10:00:00+08:00", "resolved"),   # window reaches past the data's last contact
+                ("c5", "2026-10-30T10:00:00+08:00", "unresolved")]
+    assert first_contact_resolution(contacts) == [False, True, True, False, None, None, None, False]
+    assert first_contact_resolution(contacts, window_days=8)[2] is False  # a longer window sees c2 come back
+    assert fcr_note(3, 0, 0).startswith("not measured: no customer_id")
+    assert fcr_note(3, 2, 0).startswith("not measured") and fcr_note(3, 2, 1) == "measured on 1 of 3 conversations"
+    assert fcr_note(3, 3, 3) == ""
+
+
+def test_dashboard_says_fcr_is_not_measured_without_customer_ids(score_file, tmp_path):
+    results = load_results(score_file)
+    assert all(c["first_contact_resolution"] is None for c in results.conversations)
+    out = tmp_path / "dashboard.html"
+    build_report(score_file, out)
+    html = out.read_text(encoding="utf-8")
+    kpi = re.search(r'<div class="kpi"><b>([^<]*)</b><span>first-contact resolution[^<]*</span>', html)
+    assert kpi and kpi.group(1) == "not measured"
+    assert "no customer_id" in html
+
+
+def test_dashboard_fcr_counts_customers_who_came_back(tmp_path):
+    lines = (SAMPLES / "sample_month.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    for index, record in enumerate(records):  # 30 customers, each coming back several times
+        record["metadata"] = {**record.get("metadata", {}), "customer_id": f"c{index % 30}"}
+    month = tmp_path / "month.jsonl"
+    month.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    assert run("score", str(month), "-o", str(tmp_path / "r.jsonl"), "--no-progress").returncode == 0
+    results = load_results(tmp_path / "r.jsonl")
+    rows = results.conversations
+    assert {r["customer_id"] for r in rows} == {f"c{i}" for i in range(30)}
+    fcr = [r["first_contact_resolution"] for r in rows]
+    resolved = [r["resolution"] == "resolved" for r in rows]
+    assert any(f is not None for f in fcr) and any(f is False and r for f, r in zip(fcr, resolved))
+    assert all(not f for f, r in zip(fcr, resolved) if not r)  # never first-contact resolved when not resolved
+    from batch.reports.dashboard import _stats  # the rates the dashboard shows
+
+    stats = _stats(rows, Counter())
+    assert stats["fcr_rate"] is not None and stats["fcr_rate"] < stats["resolved_rate"]
+
+
+def test_dashboard_charts_service_standards_apart_from_compliance(batch_folder, tmp_path):
+    out = tmp_path / "dashboard.html"
+    build_report(batch_folder, out)
+    html = out.read_text(encoding="utf-8")
+    figure = dict(re.findall(r'<figure id="chart-([a-z_]+)">(.*?)</figure>', html, re.S))
+    compliance = figure["by_category"] + figure["per_day"]
+    assert "ad_law" in compliance and "service" not in compliance
+    service = figure["service_by_standard"] + figure["service_per_day"]
+    assert "service.closing_invite" in service and "ad_law" not in service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_engine.text import PhoneticFolder, normalise
+from qa_engine.text import PhoneticFolder, TextBatch, normalise
 from rules.matcher import TermMatcher
 
 # fmt: off
@@ -36,14 +36,14 @@ def matcher() -> TermMatcher:
 
 @pytest.mark.parametrize(("text", "evidence", "how"), EVASIONS)
 def test_evasions_are_found_with_original_spans(matcher, text, evidence, how):
-    matches = list(matcher.find(normalise(text)))
+    matches = matcher.find(TextBatch([text])).get(0, [])
     assert [(text[m.start:m.end], m.how) for m in matches] == [(evidence, how)]
 
 
 @pytest.mark.parametrize("text", ["全网最低", "全网都说好", "全，网，最，好", "qwz", "qwzhx", "全网罪号"])
 def test_non_matches(matcher, text):
     # 全，网 … : clause punctuation never joins words; all-pinyin and two homophones are too loose
-    assert list(matcher.find(normalise(text))) == []
+    assert matcher.find(TextBatch([text])).get(0, []) == []
 
 
 def test_views_keep_offsets_for_every_character():
@@ -72,3 +72,16 @@ def test_phonetic_folder_splits_latin_runs_only_when_whole():
     assert folder("zuihaox")[0] == "zuihaox"
     text, offsets = folder("全网zui好")
     assert text == "全网最好" and offsets.to_source(2, 3) == (2, 5)
+
+
+def test_texts_normalised_together_keep_their_own_views_and_offsets():
+    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3."]
+    together = TextBatch(texts)
+    for index, text in enumerate(texts):
+        view, alone = together.view(index), normalise(text)
+        assert (view.original, view.folded, view.compact) == (alone.original, alone.folded, alone.compact)
+        assert len(view.folded) == len(text)
+        spans = [view.compact_to_original(i, i + 1) for i in range(len(view.compact))]
+        assert spans == [alone.compact_to_original(i, i + 1) for i in range(len(alone.compact))]
+        assert all(view.folded[s:e].strip() for s, e in spans)  # every compact character cites typed text
+    assert together.view(3).compact == "a b全网zui好".replace(" ", "")  # a typed NUL folds to a space

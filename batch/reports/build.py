@@ -8,6 +8,7 @@ from pathlib import Path
 
 from batch.reports.results import Filters, load_results
 from batch.reports.violations import Masking, header, summary_tables, violation_rows
+from qa_engine.tables import FCR_WINDOW_DAYS
 
 FORMATS = ("xlsx", "csv", "html")
 
@@ -31,7 +32,7 @@ def report_format(output: Path, requested: str | None) -> str:
 
 
 def build_report(source: Path, output: Path, fmt: str | None = None, filters: Filters | None = None,
-                 unmask: bool = False) -> ReportSummary:
+                 unmask: bool = False, fcr_window_days: int = FCR_WINDOW_DAYS) -> ReportSummary:
     """Read ``source`` (batch folder or score file), keep what ``filters`` cover, write ``output``.
 
     Raises:
@@ -40,7 +41,7 @@ def build_report(source: Path, output: Path, fmt: str | None = None, filters: Fi
     """
     started = time.perf_counter()
     fmt = report_format(Path(output), fmt)
-    results = load_results(Path(source), filters)
+    results = load_results(Path(source), filters, fcr_window_days)
     masking = Masking(unmask=unmask)
     rows = violation_rows(results, masking)
     title = "QA dashboard" if fmt == "html" else "Violation report 违规报告"

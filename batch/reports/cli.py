@@ -15,6 +15,7 @@ from batch.reports.results import Filters
 from batch.reports.reviews import import_verdicts
 from qa_engine.errors import ResultsError
 from qa_engine.findings import Severity
+from qa_engine.tables import FCR_WINDOW_DAYS
 
 console = Console(soft_wrap=True)  # paths and counts stay on one line for scripts
 err_console = Console(stderr=True, soft_wrap=True)
@@ -42,12 +43,15 @@ def report(
     rule: Annotated[Optional[list[str]], typer.Option(help="Only rules matching these globs, e.g. 'privacy.*'.")] = None,
     severity: Annotated[Optional[Severity], typer.Option(help="Minimum severity (major keeps critical and major).")] = None,
     unmask: Annotated[bool, typer.Option(help="Show personal data in full. Recorded in the report header.")] = False,
+    fcr_days: Annotated[int, typer.Option(min=1, help="First-contact resolution: a resolved conversation counts "
+                                                      "when its customer does not contact again within these days.")]
+    = FCR_WINDOW_DAYS,
 ) -> None:
     """Auditor violation report (XLSX / CSV) or QA dashboard (HTML) from scored results."""
     filters = Filters(_date(date_from, "--from"), _date(date_to, "--to"), tuple(team or ()), tuple(agent or ()),
                       tuple(rule or ()), severity)
     try:
-        summary = build_report(results, output, fmt, filters, unmask)
+        summary = build_report(results, output, fmt, filters, unmask, fcr_days)
     except (ResultsError, ValueError) as exc:
         err_console.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None

@@ -18,9 +18,13 @@ from batch.reports import charts
 from batch.reports.results import SEVERITY_RANK, Results
 from batch.reports.reviews import precision_by_rule
 from batch.reports.violations import Masking, SummaryTable, segments
+from qa_engine.tables import FCR_WINDOW_DAYS, fcr_note
 
 REVIEW_FIRST = 50       # conversations in the review queue
 VIOLATION_ROWS = 300    # most severe violations listed (the XLSX / CSV hold them all)
+#: service quality, not law: the scorecard's service-standard breaches and the empathy judgement, charted
+#: apart so that many minor ones (a missing closing invite) do not bury the compliance violations
+SERVICE_CATEGORIES = frozenset({"service", "empathy"})
 
 _environment = Environment(loader=PackageLoader("batch.reports", "templates"), autoescape=select_autoescape(["html"]),
                            trim_blocks=True, lstrip_blocks=True)
@@ -38,7 +42,8 @@ def _rate(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def _stats(conversations: list[dict[str, Any]], violations_by_conversation: Counter[str]) -> dict[str, Any]:
+def _stats(conversations: list[dict[str, Any]], violations_by_conversation: Counter[str],
+           fcr_window_days: int = FCR_WINDOW_DAYS) -> dict[str, Any]:
     empathy = [c["empathy"] == "present" for c in conversations if c.get("empathy") in ("present", "late", "missing")]
     resolution = Counter(c.get("resolution") for c in conversations if c.get("resolution"))
     fcr = [bool(c["first_contact_resolution"]) for c in conversations if c.get("first_contact_resolution") is not None]
@@ -53,6 +58,8 @@ def _stats(conversations: list[dict[str, Any]], violations_by_conversation: Coun
         "resolved_rate": resolution["resolved"] / sum(resolution.values()) if resolution else None,
         "escalated_rate": resolution["escalated"] / sum(resolution.values()) if resolution else None,
         "fcr_rate": _rate(fcr),
+        "fcr_note": fcr_note(len(conversations), sum(1 for c in conversations if c.get("customer_id") is not None),
+                             len(fcr), fcr_window_days),
         "frt_p50": percentile(frt, 50), "frt_p90": percentile(frt, 90), "frt_p99": percentile(frt, 99),
         "violations_per_100": 100 * sum(violations_by_conversation[c["conversation_id"]] for c in conversations)
         / len(conversations) if conversations else None,
@@ -64,18 +71,25 @@ def render_dashboard(results: Results, rows: list[dict[str, Any]], tables: list[
     """The dashboard HTML for the results in scope and their auditor rows."""
     conversations = results.conversations
     violations_by_conversation = Counter(row["conversation_id"] for row in rows)
-    overall = _stats(conversations, violations_by_conversation)
+    window = results.fcr_window_days
+    overall = _stats(conversations, violations_by_conversation, window)
     by_team: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_agent: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for c in conversations:
         by_team[c.get("team") or "—"].append(c)
         by_agent[(c.get("team") or "—", c.get("agent_id") or "—")].append(c)
-    teams = sorted(((team, _stats(cs, violations_by_conversation)) for team, cs in by_team.items()),
+    teams = sorted(((team, _stats(cs, violations_by_conversation, window)) for team, cs in by_team.items()),
                    key=lambda t: -(t[1]["mean_score"] or 0))
-    agents = sorted(((team, agent, _stats(cs, violations_by_conversation)) for (team, agent), cs in by_agent.items()),
+    agents = sorted(((team, agent, _stats(cs, violations_by_conversation, window))
+                     for (team, agent), cs in by_agent.items()),
                     key=lambda a: (-(a[2]["mean_score"] or 0), a[1]))
     named = {t.name: t for t in tables}
     by_day = named["by_day"]
+    compliance_columns = [k for k, cat in enumerate(by_day.columns[2:], start=2) if cat not in SERVICE_CATEGORIES]
+    service = [r for r in rows if r["category"] in SERVICE_CATEGORIES]
+    service_by_day = Counter((r["day"] or "unknown", r["rule_id"]) for r in service)
+    service_days = sorted({day for day, _ in service_by_day})
+    service_rules = Counter(r["rule_id"] for r in service)
     review_first = sorted(conversations, key=lambda c: (not c.get("auto_fail_reasons"), c["score"],
                                                         c["conversation_id"]))[:REVIEW_FIRST]
     listed = sorted(rows, key=lambda r: (SEVERITY_RANK[r["severity"]], r["time"] or "", r["finding_id"]))[:VIOLATION_ROWS]
@@ -86,9 +100,15 @@ def render_dashboard(results: Results, rows: list[dict[str, Any]], tables: list[
         "score": charts.histogram([c["score"] for c in conversations], [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
                                   "Score distribution 评分分布"),
         "per_day": charts.columns([r[0] for r in by_day.rows],
-                                  {cat: [r[2 + k] for r in by_day.rows] for k, cat in enumerate(by_day.columns[2:])},
-                                  "Violations per day by category 每日违规", "violations"),
-        "by_category": charts.hbar(list(named["by_category"].rows), "Violations by category 违规类别"),
+                                  {by_day.columns[k]: [r[k] for r in by_day.rows] for k in compliance_columns},
+                                  "Compliance violations per day by category 每日合规违规", "violations"),
+        "by_category": charts.hbar([r for r in named["by_category"].rows if r[0] not in SERVICE_CATEGORIES],
+                                   "Compliance violations by category 合规违规类别"),
+        "service_per_day": charts.columns(service_days, {rule: [service_by_day[(day, rule)] for day in service_days]
+                                                         for rule in sorted(service_rules)},
+                                          "Service standards and empathy per day 每日服务规范", "breaches"),
+        "service_by_standard": charts.hbar(service_rules.most_common(), "Service standards and empathy, by standard "
+                                           "服务规范", color=charts.PALETTE[6]),
         "team_score": charts.hbar([(t, s["mean_score"] or 0) for t, s in teams], "Mean score by team 团队均分",
                                   "{:.1f}", charts.PALETTE[2], maximum=100),
         "team_empathy": charts.hbar([(t, 100 * (s["empathy_rate"] or 0)) for t, s in teams],
@@ -111,8 +131,9 @@ def render_dashboard(results: Results, rows: list[dict[str, Any]], tables: list[
         header=header, masking=masking, overall=overall, teams=teams, agents=agents, figures=figures,
         review_first=review_first, listed=listed, precision=precision, reviewed=reviewed,
         agreement=(sum(p.confirmed for p in precision) / reviewed) if reviewed else None,
-        transcripts=transcripts, violation_count=len(rows), review_first_limit=REVIEW_FIRST,
-        violation_rows_limit=VIOLATION_ROWS, pct=_pct, num=_num)
+        transcripts=transcripts, violation_count=len(rows), service_count=len(service), fcr_window_days=window,
+        review_first_limit=REVIEW_FIRST,
+        violation_rows_limit=VIOLATION_ROWS, pct=_pct, num=_num, fcr=_fcr)
 
 
 def _transcript(conversation: dict[str, Any], rows: list[dict[str, Any]], masking: Masking) -> dict[str, Any]:
@@ -127,6 +148,10 @@ def _transcript(conversation: dict[str, Any], rows: list[dict[str, Any]], maskin
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _fcr(stats: dict[str, Any]) -> str:
+    return "not measured" if stats["fcr_rate"] is None else _pct(stats["fcr_rate"])
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:

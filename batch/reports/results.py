@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from batch.shards import MANIFEST, read_table
 from qa_engine.errors import ErrorCode, ResultsError
 from qa_engine.findings import ScoreReport, Severity
-from qa_engine.tables import conversation_row, finding_id, finding_rows
+from qa_engine.tables import FCR_WINDOW_DAYS, conversation_row, finding_id, finding_rows, first_contact_resolution
 
 SEVERITY_RANK = {Severity.CRITICAL.value: 0, Severity.MAJOR.value: 1, Severity.MINOR.value: 2,
                  Severity.INFO.value: 3}
@@ -76,6 +76,7 @@ class Results:
     filters: Filters = field(default_factory=Filters)
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     conversations_total: int = 0
+    fcr_window_days: int = FCR_WINDOW_DAYS
 
     @property
     def by_conversation(self) -> dict[str, dict[str, Any]]:
@@ -105,8 +106,9 @@ def load_verdicts(path: Path) -> dict[str, dict[str, Any]]:
     return {row["finding_id"]: row for row in rows}
 
 
-def load_results(source: Path, filters: Filters | None = None) -> Results:
-    """Read results and keep what ``filters`` cover.
+def load_results(source: Path, filters: Filters | None = None, fcr_window_days: int = FCR_WINDOW_DAYS) -> Results:
+    """Read results and keep what ``filters`` cover. Each conversation gets its ``first_contact_resolution``,
+    judged against every conversation read (a customer's return after ``--to`` still counts).
 
     Raises:
         ResultsError: the path is missing, is not a results folder or file, or is malformed.
@@ -116,13 +118,17 @@ def load_results(source: Path, filters: Filters | None = None) -> Results:
     if not source.exists():
         raise ResultsError(ErrorCode.E050, source=source, detail="does not exist")
     conversations, findings = _read_folder(source) if source.is_dir() else _read_file(source)
+    contacts = [(row.get("customer_id"), row.get("start_time"), row.get("resolution")) for row in conversations]
+    for row, flag in zip(conversations, first_contact_resolution(contacts, fcr_window_days)):
+        row["first_contact_resolution"] = flag
     kept = [row for row in conversations if filters.keeps_conversation(row)]
     in_scope = {row["conversation_id"] for row in kept}
     violations = [row for row in findings if row["kind"] == "violation"
                   and row["conversation_id"] in in_scope and filters.keeps_finding(row)]
     for row in violations:
         row["finding_id"] = row.get("finding_id") or finding_id(row["conversation_id"], row["finding_index"])
-    return Results(source, kept, violations, filters, load_verdicts(verdicts_path(source)), len(conversations))
+    return Results(source, kept, violations, filters, load_verdicts(verdicts_path(source)), len(conversations),
+                   fcr_window_days)
 
 
 def _read_folder(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
