@@ -41,6 +41,15 @@ class Batching(Detector, Protocol):
 
 
 @runtime_checkable
+class TurnScoped(Protocol):
+    """A detector that judges single turns, reading the others only as context (the rule packs).
+    ``detect_turn(c, i)`` must equal the findings of ``detect(c)`` on turn ``i``: the live path asks
+    for the draft alone instead of re-judging the whole conversation on every keystroke."""
+
+    def detect_turn(self, conversation: Conversation, index: int) -> list[Finding]: ...
+
+
+@runtime_checkable
 class Explainer(Protocol):
     """A detector that can also return the hits it suppressed, each with its reason."""
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 import qa_engine.baselines  # noqa: F401  (registers the lexical baseline detectors)
 from qa_engine import __version__
-from qa_engine.detector import Batching, Detector, Explainer, Reloadable, Versioned, detectors
+from qa_engine.detector import Batching, Detector, Explainer, Reloadable, TurnScoped, Versioned, detectors
 from qa_engine.findings import Finding, FindingKind, ScoreReport, Versions
 from qa_engine.lexicons import Lexicons, load_lexicons
 from qa_engine.metrics import service_metrics
@@ -173,5 +173,7 @@ class Pipeline:
         """Violations in a draft reply, given the turns before it (the live-warning path)."""
         conversation = Conversation(conversation_id=conversation_id, turns=(*context, Turn(role=role, text=draft)))
         last = len(conversation.turns) - 1
-        return [f for f in self.findings(conversation)
-                if f.turn == last and f.kind is FindingKind.VIOLATION and f.category != "empathy"]
+        found = [f for detector in self.detectors
+                 for f in (detector.detect_turn(conversation, last) if isinstance(detector, TurnScoped)
+                           else detector.detect(conversation))]
+        return [f for f in found if f.turn == last and f.kind is FindingKind.VIOLATION and f.category != "empathy"]

@@ -115,15 +115,21 @@ class RuleDetector:
     def detect_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
         return self._findings(conversations, explain=False)
 
+    def detect_turn(self, conversation: Conversation, index: int) -> list[Finding]:
+        return self._findings([conversation], explain=False, only=index)[0]
+
     def explain(self, conversation: Conversation) -> list[Finding]:
         """Every hit, including those context excused, each with ``suppressed_by`` set."""
         return self._findings([conversation], explain=True)[0]
 
-    def _findings(self, conversations: Sequence[Conversation], explain: bool) -> list[list[Finding]]:
-        """Findings per conversation; every in-scope turn of every conversation matched in one batch."""
+    def _findings(self, conversations: Sequence[Conversation], explain: bool,
+                  only: int | None = None) -> list[list[Finding]]:
+        """Findings per conversation (of turn ``only`` alone when given); every in-scope turn of
+        every conversation matched in one batch."""
         compiled = self._compiled  # one rule book for the whole batch, even mid-reload
         turns = [(c, i) for c, conversation in enumerate(conversations)
-                 for i, turn in enumerate(conversation.turns) if explain or turn.role in compiled.roles]
+                 for i, turn in enumerate(conversation.turns)
+                 if (explain or turn.role in compiled.roles) and only in (None, i)]
         batch = TextBatch([conversations[c].turns[i].text for c, i in turns])
         findings: list[list[Finding]] = [[] for _ in conversations]
         for position, matches in sorted(compiled.matches(batch).items()):

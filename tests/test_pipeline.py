@@ -129,3 +129,27 @@ def test_label_findings_have_no_span(pipeline):
             assert finding.start is None
         elif finding.start is not None:
             assert GOOD_SERVICE.turns[finding.turn].text[finding.start:finding.end] == finding.evidence
+
+
+def test_the_live_path_judges_the_draft_alone_with_the_same_findings(pipeline):
+    """`check` asks turn-scoped detectors for the draft only; on every agent turn of the sample
+    month the warnings equal those of scoring the whole conversation up to that turn."""
+    from importlib import resources
+
+    from qa_engine.io import load
+
+    sample = resources.files("qa_engine").joinpath("samples/sample_month.jsonl")
+    checked = 0
+    for record in load(sample):
+        if not isinstance(record, Conversation):
+            continue
+        for index, turn in enumerate(record.turns):
+            if turn.role is not Role.AGENT:
+                continue
+            upto = Conversation(conversation_id=record.conversation_id, turns=record.turns[:index + 1])
+            whole = [f for f in pipeline.findings(upto) if f.turn == index and f.kind is FindingKind.VIOLATION
+                     and f.category != "empathy"]
+            assert pipeline.check(turn.text, context=record.turns[:index],
+                                  conversation_id=record.conversation_id) == whole
+            checked += bool(whole)
+    assert checked > 20  # drafts with warnings, not a vacuous comparison
