@@ -11,7 +11,7 @@ detector does):
   emoji, zero-width, pinyin, whole-word pinyin, pinyin initials and homophone spellings of each
   pack term) each one catches.
 
-    python benchmarks/bench_rules.py [--repeat 20]
+    python benchmarks/bench_rules.py [--repeat 20] [--corpus ../shared/corpora]
 """
 
 from __future__ import annotations
@@ -35,10 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "qa_engine" / "samples" / "sample_month.jsonl"
 
 
-def conversations() -> list[list[str]]:
-    """The sample month's turn texts, grouped by conversation."""
+def conversations(corpus: Path | None) -> tuple[str, list[list[str]]]:
+    """Turn texts grouped by conversation: the sample month, or the real corpora (``--corpus``)."""
+    if corpus is not None:
+        from models.corpus import conversations as real
+
+        return f"{corpus} (real)", [[turn.text for turn in c.turns] for c in real(corpus)]
     with open(SAMPLE, encoding="utf-8") as handle:
-        return [[turn["text"] for turn in json.loads(line)["turns"]] for line in handle]
+        return SAMPLE.name, [[turn["text"] for turn in json.loads(line)["turns"]] for line in handle]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -53,6 +57,7 @@ def as_agent(texts: list[str]) -> Conversation:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="passes over the corpus for throughput")
+    parser.add_argument("--corpus", type=Path, help="the real corpora (../shared/corpora) instead of the sample month")
     args = parser.parse_args()
 
     book = load_rulebook()
@@ -60,7 +65,7 @@ def main() -> None:
     compiled = detector._compiled  # the matchers the detector runs
     terms = sorted({term for rule in book.rules for term in rule.terms})
     naive = re.compile("|".join(map(re.escape, sorted(terms, key=len, reverse=True))))
-    groups = conversations()
+    source, groups = conversations(args.corpus)
     texts = [text for group in groups for text in group]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) * args.repeat / 1e6
     automaton = compiled.terms._automaton
@@ -127,7 +132,7 @@ def main() -> None:
         row[1] += hits["naive re alternation"]
         row[2] += hits["rule detector (ours)"]
 
-    print(f"corpus: {len(texts)} utterances in {len(groups)} conversations from {SAMPLE.name}, "
+    print(f"corpus: {len(texts)} utterances in {len(groups)} conversations from {source}, "
           f"{megabytes / args.repeat:.2f} MB x {args.repeat} passes; {len(terms)} terms, "
           f"{sum(len(r.regexes) for r in book.rules)} regexes")
     print(f"{'MB/s, matched a unit at a time:':34}" + "".join(f"{unit:>18}" for unit in units)
