@@ -45,6 +45,7 @@ _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 _SEPARATOR = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
                         "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
                         "\U0001f000-\U0001faff]")
+_SEPARATOR_RUN = re.compile(_SEPARATOR.pattern + "+")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 BOUNDARY = "\x00"  # joins texts normalised together; a NUL typed in a text folds to a space
@@ -120,7 +121,7 @@ class TextView:
 
     __slots__ = ("original", "folded", "compact", "_index", "_offset", "_base")
 
-    def __init__(self, original: str, folded: str, compact: str, index: np.ndarray | None = None,
+    def __init__(self, original: str, folded: str, compact: str, index: Sequence[int] | np.ndarray | None = None,
                  offset: int = 0, base: int = 0) -> None:
         self.original, self.folded, self.compact = original, folded, compact
         self._index, self._offset, self._base = index, offset, base
@@ -251,8 +252,10 @@ def _starts(codes: np.ndarray) -> list[int]:
 def normalise(text: str) -> TextView:
     """Build the folded and compact views of ``text``.
 
-    Cached for the last few dozen texts: the detectors of one conversation share its views
-    (a cache sized to one conversation, so repeated texts across a month are not a shortcut).
+    One text at a time (the live path, lexicon cues, model inputs) costs a ``str.translate`` and
+    one regex scan — numpy's per-call overhead would dominate a short turn; `TextBatch` builds the
+    same views for many texts at once (the tests hold the two equal). Cached for the last few
+    dozen texts: the detectors of one conversation share its views.
 
     Example:
         >>> view = normalise("全 網-最\u200b好")
@@ -261,7 +264,26 @@ def normalise(text: str) -> TextView:
         >>> view.compact_to_original(0, 4)
         (0, 7)
     """
-    return TextBatch((text,)).view(0)
+    folded = text.translate(_fold_translation())
+    kept: list[range] = []
+    position = 0
+    for match in _SEPARATOR_RUN.finditer(folded):
+        start, end = match.span()
+        if (match.group() == "." and 0 < start and end < len(folded)
+                and folded[start - 1].isdecimal() and folded[end].isdecimal()):
+            continue  # decimal point: 99.9%
+        kept.append(range(position, start))
+        position = end
+    if not kept:
+        return TextView(text, folded, folded)
+    kept.append(range(position, len(folded)))
+    index = [i for span in kept for i in span]
+    return TextView(text, folded, "".join(folded[span.start:span.stop] for span in kept), index)
+
+
+@lru_cache(maxsize=1)
+def _fold_translation() -> dict[int, str]:
+    return fold_table()
 
 
 def fold(text: str) -> str:

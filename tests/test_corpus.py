@@ -161,3 +161,19 @@ def test_the_regex_prescreen_never_drops_a_match_on_real_turns():
     assert unscreened  # the corpus holds real regex hits (phone numbers, addresses)
     assert {i: sorted(h, key=lambda m: (m.start, m.payload.id)) for i, h in screened.items()} == \
         {i: sorted(h, key=lambda m: (m.start, m.payload.id)) for i, h in unscreened.items()}
+
+
+@needs_corpora
+def test_one_text_and_many_texts_build_the_same_views_on_every_real_turn():
+    """`normalise` (one text: translate + regex) and `TextBatch` (many: numpy tables) are two
+    builds of one spec; they must agree on every real turn, offsets included."""
+    from models.corpus import conversations
+    from qa_engine.text import TextBatch, normalise
+
+    texts = [t.text for c in conversations(CORPORA) for t in c.turns]
+    batch = TextBatch(texts)
+    for index, text in enumerate(texts):
+        one, many = normalise.__wrapped__(text), batch.view(index)
+        assert (one.folded, one.compact) == (many.folded, many.compact), text
+        ends = [0, len(one.compact) - 1] if one.compact else []
+        assert [one.compact_to_original(i, i + 1) for i in ends] == [many.compact_to_original(i, i + 1) for i in ends]
