@@ -134,8 +134,10 @@ class TextView:
                 int(self._index[self._offset + end - 1]) + 1 - self._base)
 
 
+@lru_cache(maxsize=1)
 def fold_table() -> dict[int, str]:
-    """Code point → folded character, for the code points that fold (the source of `char_tables`)."""
+    """Code point → folded character, for the code points that fold: the ``str.translate`` table of
+    `normalise` and the source of `char_tables`; built once per process."""
     table: dict[int, str] = {}
     for low, high in _NFKC_RANGES:
         for code in range(low, high + 1):
@@ -220,9 +222,9 @@ class TextBatch:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def text_at(self, position: int, compact: bool = True) -> int:
-        """The text holding a joined-view position."""
-        return bisect_right(self.compact_starts if compact else self.starts, position) - 1
+    def text_at(self, position: int) -> int:
+        """The text holding a joined compact-view position."""
+        return bisect_right(self.compact_starts, position) - 1
 
     def to_original(self, text: int, start: int, end: int) -> tuple[int, int]:
         """The span in text ``text`` of a joined compact-view span (``end > start``)."""
@@ -264,7 +266,7 @@ def normalise(text: str) -> TextView:
         >>> view.compact_to_original(0, 4)
         (0, 7)
     """
-    folded = text.translate(_fold_translation())
+    folded = text.translate(fold_table())
     kept: list[range] = []
     position = 0
     for match in _SEPARATOR_RUN.finditer(folded):
@@ -279,11 +281,6 @@ def normalise(text: str) -> TextView:
     kept.append(range(position, len(folded)))
     index = [i for span in kept for i in span]
     return TextView(text, folded, "".join(folded[span.start:span.stop] for span in kept), index)
-
-
-@lru_cache(maxsize=1)
-def _fold_translation() -> dict[int, str]:
-    return fold_table()
 
 
 def fold(text: str) -> str:
