@@ -195,12 +195,20 @@ def from_code_points(codes: np.ndarray) -> str:
 class TextBatch:
     """Several texts normalised together: the folded and compact views of the texts joined by
     `BOUNDARY` (one pass of table look-ups and one automaton pass serve them all — per-text
-    overhead is what dominates short chat turns), with each text's start in both."""
+    overhead is what dominates short chat turns), with each text's start in both. A batch of one
+    text takes `normalise`'s views instead (the same views, without the numpy set-up)."""
 
     __slots__ = ("texts", "folded", "folded_codes", "compact", "starts", "compact_starts", "_index", "_views")
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
+        self._views: dict[int, TextView] = {}
+        if len(self.texts) == 1:  # one text (a live draft): its single-text views, no numpy set-up
+            view = self._views[0] = normalise(self.texts[0])
+            self.folded, self.compact, self._index = view.folded, view.compact, view._index
+            self.folded_codes = code_points(self.folded)
+            self.starts = self.compact_starts = [0]
+            return
         joined = BOUNDARY.join(self.texts)
         if joined.count(BOUNDARY) != len(self.texts) - 1:
             joined = BOUNDARY.join(text.replace(BOUNDARY, " ") for text in self.texts)
@@ -217,7 +225,6 @@ class TextBatch:
             self._index = np.flatnonzero(keep)
             compact_codes = self.folded_codes[self._index]
             self.compact, self.compact_starts = from_code_points(compact_codes), _starts(compact_codes)
-        self._views: dict[int, TextView] = {}
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -139,7 +139,8 @@ class RegexMatcher(Generic[Payload]):
 
     Most regexes cannot match most chat turns, and calling each one per turn is what costs: a
     regex runs only on texts holding at least one character of each of its `required_chars`
-    sets (looked up through the rarest set), a sound pre-screen derived from the pattern itself.
+    sets, a sound pre-screen derived from the pattern itself (one bit per set, tested for a whole
+    batch of texts at once).
     """
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
