@@ -21,7 +21,7 @@ VENV=${VENV:-/tmp/qa-engine-gpu-venv}
 want=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["python"])' "$BUNDLE/BUNDLE.json")
 have=$("$PYTHON" -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 if [ "$want" != "$have" ]; then
-    echo "the bundle's wheels are for python $want, this machine's $PYTHON is $have: rebuild the bundle under $have (or set PYTHON)" >&2
+    echo "the bundle's wheels are for python $want, this machine's $PYTHON is $have: rebuild it here with make_gpu_bundle.py --python $have (or set PYTHON)" >&2
     exit 2
 fi
 "$PYTHON" -c 'import torch, transformers, onnxruntime, numpy, pyarrow; print("image: torch", torch.__version__, "| transformers", transformers.__version__, "| onnxruntime", onnxruntime.__version__, "| numpy", numpy.__version__, "| pyarrow", pyarrow.__version__)'

@@ -5,7 +5,7 @@ but no package index and none of our other dependencies, and it receives the wor
 few ignored paths, **64 MiB in all**. So, run here beforehand:
 
 - the wheels of our core dependencies that the image lacks (``pip download`` for Linux x86_64 and
-  this python's minor version; the check refuses to run under another one);
+  this python's minor version, or ``--python 3.12``; the check refuses to run under another one);
 - a half-precision copy of the teacher's fp32 checkpoint (fp16 weights: 70 MB → 35 MB) as an
   artefact directory of its own (tokenizer, manifest with the new checksum), which
   ``TorchBackend.from_checkpoint`` loads unchanged — ``load_state_dict`` copies the fp16 values
@@ -56,12 +56,12 @@ def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
             not in IMAGE_PROVIDES | NOT_ON_THE_CHECK_PATH]
 
 
-def download_wheels(pins: list[str], folder: Path) -> list[str]:
-    """Binary wheels of ``pins`` and their dependencies for Linux x86_64 / this python (no sdists)."""
+def download_wheels(pins: list[str], folder: Path, python: str) -> list[str]:
+    """Binary wheels of ``pins`` and their dependencies for Linux x86_64 / CPython ``python`` (no sdists)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tag = python_tag().replace(".", "")
+    tag = python.replace(".", "")
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(folder),
-               "--python-version", python_tag(), "--implementation", "cp", "--abi", f"cp{tag}", "--abi", "abi3",
+               "--python-version", python, "--implementation", "cp", "--abi", f"cp{tag}", "--abi", "abi3",
                "--abi", "none", *(arg for p in PLATFORMS for arg in ("--platform", p)), *pins]
     subprocess.run(command, check=True)
     return sorted(p.name for p in folder.glob("*.whl"))
@@ -171,15 +171,17 @@ def main() -> None:
     parser.add_argument("--student-checkpoint", type=Path, default=ROOT / "models" / "runs" / "qa_zh_char" / "model.pt")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
                         help="fp16 keeps 10 mantissa bits (bf16 7); the GPU computes in bf16 autocast either way")
+    parser.add_argument("--python", default=python_tag(),
+                        help="the GPU machine's python minor version the wheels are for (default: this one's)")
     parser.add_argument("--check-inputs", type=int, default=200, help="sample turns the half copy is checked on")
     args = parser.parse_args()
 
     if args.out.exists():
         shutil.rmtree(args.out)
     pins = requirements()
-    wheels = download_wheels(pins, args.out / "wheels")
+    wheels = download_wheels(pins, args.out / "wheels", args.python)
     (args.out / "requirements.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-    record = {"python": python_tag(), "machine": platform.machine(), "requirements": pins, "wheels": wheels,
+    record = {"python": args.python, "machine": platform.machine(), "requirements": pins, "wheels": wheels,
               "precision": args.precision, "teacher": None, "student_checkpoint": None}
     if args.teacher and (args.teacher / "model.pt").is_file():
         half = half_teacher(args.teacher, args.out / TEACHER_DIR, args.precision)
