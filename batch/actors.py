@@ -19,6 +19,9 @@ class ShardScorer:
     """Callable class for ``map_batches``: the pipeline (rule packs, models) loads in
     ``__init__``, once per actor; each call scores shards and commits their outputs.
 
+    An actor that Ray gave a GPU (``batch.job.actor_gpus``) sees only that one, and model
+    detectors with ``device: auto`` run there.
+
     Args:
         out: the job's output folder (shared storage when on a cluster).
         config: run config YAML path, or ``None`` for the bundled default.

@@ -23,7 +23,9 @@ def batch(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else local).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Scoring actors.")] = 1,
-    gpus_per_worker: Annotated[float, typer.Option(min=0, help="GPUs each actor asks for.")] = 0.0,
+    gpus_per_worker: Annotated[Optional[float], typer.Option(
+        min=0, help="GPUs each actor asks for (0: none). Default: one (or an even share) when the config has "
+                    "model detectors and the cluster has GPUs, else none.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip shards already committed in OUTPUT.")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config YAML.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from batch.actors import ShardScorer
 from batch.aggregates import build_aggregates
 from batch.shards import Manifest, discover, remove_stale_temporaries
 from qa_engine.config import load_pipeline
+from qa_engine.pipeline import Pipeline
 from qa_engine.tables import FCR_WINDOW_DAYS
 
 
@@ -52,10 +54,11 @@ class JobSummary:
 
 
 def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers: int = 1,
-            gpus_per_worker: float = 0.0, resume: bool = False, config: Path | None = None,
+            gpus_per_worker: float | None = None, resume: bool = False, config: Path | None = None,
             on_shard: Callable[[dict], None] | None = None, fcr_window_days: int = FCR_WINDOW_DAYS,
             verbose: bool = False) -> JobSummary:
     """Score every input shard not yet committed; return totals over all committed shards.
+    ``gpus_per_worker``: what each actor asks Ray for (``None``: `actor_gpus` decides);
     ``verbose`` lets Ray's own log lines and progress bars through (quiet by default)."""
     started = time.perf_counter()
     out = Path(out)
@@ -83,7 +86,7 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     todo = [s for s in shards if not manifest.committed(s)]
     by_key = {s.key: s for s in todo}
     if todo:
-        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, config, verbose):
+        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, uses_models(pipeline), config, verbose):
             summary = {k: v for k, v in row.items() if k != "key"}
             summary["violations_by_category"] = json.loads(summary["violations_by_category"])
             manifest.commit(by_key[row["key"]], summary)
@@ -104,8 +107,28 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     return totals
 
 
-def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float,
-                    config: Path | None, verbose: bool):
+def uses_models(pipeline: Pipeline) -> bool:
+    """Whether a detector runs a model (holds a backend): model detectors whose model could not load
+    fall back to their baselines, which hold none."""
+    return any(getattr(detector, "backend", None) is not None for detector in pipeline.detectors)
+
+
+def actor_gpus(models: bool, workers: int, gpus_per_worker: float | None,
+               cluster_resources: Callable[[], dict[str, float]]) -> float:
+    """GPUs each scoring actor asks Ray for.
+
+    An explicit ``gpus_per_worker`` wins (0: CPUs only). Otherwise a run with model detectors on a
+    cluster with GPUs asks for one GPU an actor, or an even share when there are more actors than
+    GPUs (rounded down to Ray's 1/10,000 so that every actor fits); a rules-only run, or a cluster
+    without GPUs, asks for none."""
+    if gpus_per_worker is not None:
+        return gpus_per_worker
+    gpus = float(cluster_resources().get("GPU", 0)) if models else 0.0
+    return min(1.0, math.floor(gpus / workers * 10_000) / 10_000)
+
+
+def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float | None,
+                    models: bool, config: Path | None, verbose: bool):
     try:
         import ray
         import ray.data
@@ -126,10 +149,11 @@ def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gp
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = verbose
     logging.getLogger("ray.data").setLevel(level)
+    gpus = actor_gpus(models, workers, gpus_per_worker, ray.cluster_resources)
     try:
         dataset = ray.data.from_items([asdict(shard) for shard in todo]).map_batches(
             ShardScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
-            num_gpus=gpus_per_worker or None,
+            num_gpus=gpus or None,
             fn_constructor_kwargs={"out": str(out.resolve()), "config": str(config.resolve()) if config else None},
         )
         yield from dataset.iter_rows()

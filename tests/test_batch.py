@@ -16,14 +16,16 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from batch.job import BatchError, run_job  # noqa: E402
+from batch.job import BatchError, actor_gpus, run_job, uses_models  # noqa: E402
 from batch.shards import Manifest, read_table  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from conftest import SAMPLES  # noqa: E402
+from conftest import ROOT, SAMPLES  # noqa: E402
+from qa_engine.config import load_pipeline  # noqa: E402
 from qa_engine.io import read_results  # noqa: E402
 
 pytestmark = pytest.mark.ray
 EXE = str(Path(sys.executable).with_name("qa-engine"))
+MODELS_CONFIG = ROOT / "qa_engine" / "conf" / "models.yaml"
 
 
 def split_sample(folder: Path, shards: int, bad_lines: bool = False) -> list[str]:
@@ -291,3 +293,45 @@ def test_a_batch_run_prints_no_ray_log_lines_unless_verbose(tmp_path):
     verbose = subprocess.run([EXE, "batch", str(tmp_path / "month"), "-o", str(tmp_path / "loud"), "--no-progress",
                               "--verbose"], capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0 and "Started a local Ray instance" in verbose.stderr  # Ray's own lines are back
+
+
+def cluster(gpus: float):
+    """A stand-in for ``ray.cluster_resources`` reporting ``gpus`` GPUs (none: no GPU key, as Ray reports it)."""
+    return lambda: {"CPU": 16.0, **({"GPU": gpus} if gpus else {})}
+
+
+def test_actors_ask_for_gpus_when_model_detectors_meet_a_gpu_cluster():
+    assert actor_gpus(True, 2, None, cluster(4)) == 1.0       # one GPU an actor
+    assert actor_gpus(True, 3, None, cluster(1)) == 0.3333    # more actors than GPUs: an even share that fits
+    assert actor_gpus(True, 2, None, cluster(0)) == 0.0       # no GPU in the cluster
+    assert actor_gpus(False, 2, None, cluster(4)) == 0.0      # rules only: no GPU whatever the cluster has
+    assert actor_gpus(True, 2, 0.0, cluster(4)) == 0.0        # --gpus-per-worker 0: CPUs only
+    assert actor_gpus(False, 2, 0.25, cluster(0)) == 0.25     # an explicit share is passed as asked
+
+
+def test_only_a_pipeline_running_a_model_counts_as_using_models():
+    pytest.importorskip("onnxruntime")
+    assert not uses_models(load_pipeline(None))
+    assert uses_models(load_pipeline(MODELS_CONFIG))
+
+
+class Planned(Exception):
+    """Raised instead of launching the actors: the test only reads the options they would get."""
+
+
+def test_the_job_gives_the_actors_the_gpus_it_decided(tmp_path, local_ray, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    split_sample(tmp_path / "month", 2)
+    asked = []
+
+    def plan(self, fn, **options):
+        asked.append(options)
+        raise Planned
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", plan)
+    for gpus, config, workers in ((0, MODELS_CONFIG, 2), (2, MODELS_CONFIG, 2), (2, None, 2), (1, MODELS_CONFIG, 4)):
+        monkeypatch.setattr(ray, "cluster_resources", cluster(gpus))
+        with pytest.raises(Planned):
+            run_job([str(tmp_path / "month")], tmp_path / f"out-{len(asked)}", workers=workers, config=config)
+    assert [options["num_gpus"] for options in asked] == [None, 1.0, None, 0.25]
+    assert all(options["num_cpus"] == 1 for options in asked)
