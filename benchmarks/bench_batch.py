@@ -2,7 +2,9 @@
 
 Builds one generated month (``make_month.py``, resampled: for speed only, never accuracy),
 then times, each as a user runs it (process start-up included):
-``qa-engine score`` on one core, and ``qa-engine batch`` with 1 and 2 workers.
+``qa-engine score`` on one core, and ``qa-engine batch`` with 1 and 2 workers, with the peak resident
+memory of each command's own process (the Ray *driver*; workers are separate processes). A 50-conversation
+month run the same ways gives the fixed start-up cost (issue #13: ≤ 5 s, driver ≤ 300 MB).
 
     python benchmarks/bench_batch.py [-n 20000] [--shards 16] [--gpus-per-worker 1]
 """
@@ -21,10 +23,33 @@ ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("qa-engine"))
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory in MB of the command's own process (``VmHWM``, polled)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status, peak_kb = Path(f"/proc/{process.pid}/status"), 0
+    while process.poll() is None:
+        try:
+            peak_kb = max(peak_kb, next(int(line.split()[1]) for line in status.read_text().splitlines()
+                                        if line.startswith("VmHWM:")))
+        except (OSError, StopIteration):
+            pass  # not started yet, or just exited
+        time.sleep(0.05)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return time.perf_counter() - started, peak_kb / 1024
+
+
+def run_all(month: Path, work: Path, gpus_per_worker: float) -> dict[str, tuple[float, float]]:
+    files = sorted(str(p) for p in month.glob("*.jsonl"))
+    results = {"CLI, 1 process": timed([EXE, "score", *files, "-o", str(work / "cli.parquet"), "--no-progress"])}
+    for workers in (1, 2):
+        out = work / f"ray{workers}"
+        shutil.rmtree(out, ignore_errors=True)
+        results[f"Ray job, {workers} worker{'s' if workers > 1 else ''}"] = timed(
+            [EXE, "batch", str(month), "-o", str(out), "--workers", str(workers), "--no-progress",
+             "--gpus-per-worker", str(gpus_per_worker)])
+    return results
 
 
 def main() -> None:
@@ -38,21 +63,23 @@ def main() -> None:
         month = work / "month"
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_month.py"), "-n", str(args.size),
                         "--shards", str(args.shards), "-o", str(month)], check=True, stdout=subprocess.DEVNULL)
-        files = sorted(str(p) for p in month.glob("*.jsonl"))
-        results = {"CLI, 1 process": timed([EXE, "score", *files, "-o", str(work / "cli.parquet"), "--no-progress"])}
-        for workers in (1, 2):
-            out = work / f"ray{workers}"
-            results[f"Ray job, {workers} worker{'s' if workers > 1 else ''}"] = timed(
-                [EXE, "batch", str(month), "-o", str(out), "--workers", str(workers), "--no-progress",
-                 "--gpus-per-worker", str(args.gpus_per_worker)])
-        cli = results["CLI, 1 process"]
+        tiny = work / "tiny"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_month.py"), "-n", "50", "--shards", "2",
+                        "-o", str(tiny)], check=True, stdout=subprocess.DEVNULL)
+        fixed = run_all(tiny, work, args.gpus_per_worker)
+        results = run_all(month, work, args.gpus_per_worker)
+        cli = results["CLI, 1 process"][0]
         print(f"month: {args.size} conversations in {args.shards} shards (generated; speed only)")
-        print(f"{'':22}{'seconds':>10}{'conv/s':>10}{'vs CLI':>10}")
-        for name, seconds in results.items():
-            print(f"{name:22}{seconds:>10.1f}{args.size / seconds:>10.0f}{seconds / cli - 1:>+10.0%}")
-        one, two = results["Ray job, 1 worker"], results["Ray job, 2 workers"]
-        print(f"scaling 1 → 2 workers: x{one / two:.2f}   (this machine has 2 cores)")
-        print("targets: Ray overhead <= 15 % against the CLI at equal cores; rules-only >= 1,000 conv/s")
+        print(f"{'':22}{'seconds':>10}{'conv/s':>10}{'vs CLI':>10}{'peak MB':>10}"
+              f"{'50-conv s':>12}{'50-conv MB':>12}")
+        for name, (seconds, peak) in results.items():
+            print(f"{name:22}{seconds:>10.1f}{args.size / seconds:>10.0f}{seconds / cli - 1:>+10.0%}{peak:>10.0f}"
+                  f"{fixed[name][0]:>12.1f}{fixed[name][1]:>12.0f}")
+        one, two = results["Ray job, 1 worker"][0], results["Ray job, 2 workers"][0]
+        print(f"scaling 1 → 2 workers: x{one / two:.2f}   (this machine has 2 cores); 2 workers vs the CLI: "
+              f"x{cli / two:.2f}")
+        print("targets (issue #13): 2 workers >= 1.3x the CLI; fixed start-up (50-conversation run) <= 5 s; "
+              "driver peak <= 300 MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -64,6 +64,10 @@ class Backend(ABC):
     """Runs the encoder and heads on batches; subclasses only implement ``_run``."""
 
     name: str = ""
+    # True when an input's logits never depend on what it is batched with (then detectors may batch
+    # across conversations and a conversation still scores the same alone): statically quantised or
+    # fp32 graphs on onnxruntime's CPU kernels. Dynamic int8 scales each batch by its own range.
+    row_independent: bool = False
 
     def __init__(self, tokenizer, device: str, batch_size: int = BATCH_SIZE, artefact: ModelArtefact | None = None) -> None:
         self.artefact = artefact  # manifest (thresholds, provenance); None for an in-training torch module
@@ -130,6 +134,7 @@ class OnnxBackend(Backend):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(artefact.directory / ONNX_FILE), options, providers=providers)
+        self.row_independent = not cuda and artefact.manifest.get("quantisation", "").startswith("static")
 
     def _run(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
         return self.session.run(None, feeds)

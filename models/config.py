@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from models import DATA_DIR, PACKAGE_DIR, SHIPPED_MODEL
 
 MODEL_NAME = "qa_zh_char"
-MODEL_VERSION = "0.2.2"
+MODEL_VERSION = "0.2.3"
 PRETRAIN_LENGTH = 64  # MLM on short windows (CPU budget); the heads see up to MAX_LENGTH
 
 

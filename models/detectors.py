@@ -16,6 +16,7 @@ pipeline configured for models always builds; the report's versions then name th
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,21 @@ class _ModelDetector:
             versions[f"model.{related['name']}"] = related["provenance"]
         return versions
 
+    def detect(self, conversation: Conversation) -> list[Finding]:
+        return self.detect_many([conversation])[0]
+
+    def detect_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """Findings per conversation. The model reads every conversation of the batch in one call
+        (length-bucketed across conversations) when its backend computes each row alone, so a
+        conversation's findings never depend on its batch-mates; otherwise one conversation at a time."""
+        if len(conversations) > 1 and not self.backend.row_independent:
+            return [self._batch([conversation])[0] for conversation in conversations]
+        return self._batch(conversations)
+
+    def _batch(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """Each detector's own: the findings of these conversations from one model call per head."""
+        raise NotImplementedError
+
     def _finding(self, rule_id: str, category: str, kind: FindingKind, turn: int | None, confidence: float,
                  **extra: object) -> Finding:
         return Finding(rule_id=rule_id, category=category, kind=kind, turn=turn, match="model",
@@ -71,9 +87,12 @@ class EmpathyModelDetector(_ModelDetector, EmpathyLexicalDetector):
         _ModelDetector.__init__(self, backend)
         EmpathyLexicalDetector.__init__(self)
 
-    def detect(self, conversation: Conversation) -> list[Finding]:
+    def _batch(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        return [self._judged(c, spoken, logits)
+                for c, (spoken, logits) in zip(conversations, turn_logits(self.backend, conversations))]
+
+    def _judged(self, conversation: Conversation, spoken: list[int], logits: dict[str, np.ndarray]) -> list[Finding]:
         turns = conversation.turns
-        spoken, logits = turn_logits(self.backend, conversation)
         empathy, emotion = softmax(logits["empathy"])[:, 1], softmax(logits["emotion"])[:, 0]
         threshold = self.artefact.threshold("empathy")
         findings: list[Finding] = []
@@ -106,8 +125,11 @@ class EmpathyModelDetector(_ModelDetector, EmpathyLexicalDetector):
 class ResolutionModelDetector(_ModelDetector):
     name = "qa.resolution.model.v1"
 
-    def detect(self, conversation: Conversation) -> list[Finding]:
-        probs = self.backend.probabilities("resolution", [(conversation_input(conversation.turns), None)])[0]
+    def _batch(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        probs = self.backend.probabilities("resolution", [(conversation_input(c.turns), None) for c in conversations])
+        return [self._labelled(c, p) for c, p in zip(conversations, probs)]
+
+    def _labelled(self, conversation: Conversation, probs: np.ndarray) -> list[Finding]:
         label = HEADS["resolution"][int(probs.argmax())]
         last = max((i for i, t in enumerate(conversation.turns) if t.role is Role.CUSTOMER), default=None)
         return [self._finding(f"resolution.{label}", "resolution", FindingKind.LABEL, last, probs.max(), label=label,
@@ -121,8 +143,11 @@ class EmotionModelDetector(_ModelDetector):
 
     name = "qa.emotion.model.v1"
 
-    def detect(self, conversation: Conversation) -> list[Finding]:
-        customer, probs = customer_emotion(self.backend, conversation)
+    def _batch(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        return [self._labelled(c, *customer_probabilities(c, spoken, logits))
+                for c, (spoken, logits) in zip(conversations, turn_logits(self.backend, conversations))]
+
+    def _labelled(self, conversation: Conversation, customer: list[int], probs: np.ndarray) -> list[Finding]:
         if not customer:
             return []
         last = customer[-1]
@@ -138,9 +163,13 @@ class EmotionModelDetector(_ModelDetector):
 
 def customer_emotion(backend: Backend, conversation: Conversation) -> tuple[list[int], np.ndarray]:
     """The customer's turns and the emotion head's probabilities for each (from the shared turn pass)."""
-    spoken, logits = turn_logits(backend, conversation)
-    customer = [i for i in spoken if conversation.turns[i].role is Role.CUSTOMER]
-    return customer, softmax(logits["emotion"][[spoken.index(i) for i in customer]])
+    return customer_probabilities(conversation, *turn_logits(backend, [conversation])[0])
+
+
+def customer_probabilities(conversation: Conversation, spoken: list[int],
+                           logits: dict[str, np.ndarray]) -> tuple[list[int], np.ndarray]:
+    rows = [row for row, i in enumerate(spoken) if conversation.turns[i].role is Role.CUSTOMER]
+    return [spoken[row] for row in rows], softmax(logits["emotion"][rows])
 
 
 SATISFACTION_TURNS = 3  # the customer's last turns the conversation's satisfaction is read from
@@ -183,8 +212,8 @@ class HybridViolationDetector(_ModelDetector):
     def watched_files(self) -> list[str]:
         return self.rules.watched_files()
 
-    def detect(self, conversation: Conversation) -> list[Finding]:
-        return [f for f in self._decide(conversation) if f.suppressed_by is None]
+    def _batch(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        return [[f for f in decided if f.suppressed_by is None] for decided in self._decide(conversations)]
 
     def decision_note(self, finding: Finding) -> str | None:
         """Why a counted hit counts: the model's probability against the threshold that applied."""
@@ -195,33 +224,40 @@ class HybridViolationDetector(_ModelDetector):
                 f"one context excused comes back at ≥ {restore:.2f})")
 
     def explain(self, conversation: Conversation) -> list[Finding]:
-        return self._decide(conversation)
+        return self._decide([conversation])[0]
 
-    def _decide(self, conversation: Conversation) -> list[Finding]:
-        hits = self.rules.explain(conversation)
-        candidates = [h for h in hits if is_candidate(h)]
+    def _decide(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """Every rule hit of every conversation (the excused ones included), the candidates judged by the
+        model in one call; each conversation's hits in the rules' order."""
+        hits = self.rules.explain_many(conversations)
+        candidates = [(c, h) for c, found in enumerate(hits) for h, hit in enumerate(found) if is_candidate(hit)]
         probs = self.backend.probabilities("violation", [
-            (hit_input(conversation.turns[h.turn].text, h.start, h.end, h.category),
-             turn_input(previous_other(conversation, h.turn) or "") or None)
-            for h in candidates])[:, 1] if candidates else np.zeros(0)
+            (hit_input(conversations[c].turns[hits[c][h].turn].text, hits[c][h].start, hits[c][h].end, hits[c][h].category),
+             turn_input(previous_other(conversations[c], hits[c][h].turn) or "") or None)
+            for c, h in candidates])[:, 1] if candidates else np.zeros(0)
         keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
-        decided = [h for h in hits if h not in candidates]
-        for hit, p in zip(candidates, probs):
+        decided = [list(found) for found in hits]
+        for (c, h), p in zip(candidates, probs):
+            hit = hits[c][h]
             counts = hybrid_decision(hit.suppressed_by is None, p, keep, restore)
             threshold = f"keep {keep:.2f}" if hit.suppressed_by is None else f"restore {restore:.2f}"
             reason = None if counts else f"{hit.suppressed_by}; model p(real)={p:.2f} < {threshold}" if hit.suppressed_by \
                 else f"model: not a violation in context (p(real)={p:.2f} < {threshold})"
-            decided.append(hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
-                                                  "detector": self.name, "detector_version": self.version}))
+            decided[c][h] = hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
+                                                   "detector": self.name, "detector_version": self.version})
         return decided
 
 
-def turn_logits(backend: Backend, conversation: Conversation) -> tuple[list[int], dict[str, np.ndarray]]:
-    """Every head's logits for each agent and customer turn (with the turn it answers): one forward
-    pass a turn, shared by the empathy and emotion detectors through the backend's memo."""
-    turns = conversation.turns
-    spoken = [i for i, t in enumerate(turns) if t.role in (Role.AGENT, Role.CUSTOMER)]
-    return spoken, backend.logits([turn_pair(turns[i].text, previous_other(conversation, i)) for i in spoken])
+def turn_logits(backend: Backend, conversations: Sequence[Conversation]) -> list[tuple[list[int], dict[str, np.ndarray]]]:
+    """Per conversation: its agent and customer turns and every head's logits for each (read with the
+    turn it answers). One call for the batch, shared by the empathy and emotion detectors through the
+    backend's memo."""
+    spoken = [[i for i, t in enumerate(c.turns) if t.role in (Role.AGENT, Role.CUSTOMER)] for c in conversations]
+    logits = backend.logits([turn_pair(c.turns[i].text, previous_other(c, i))
+                             for c, indices in zip(conversations, spoken) for i in indices])
+    bounds = np.cumsum([0, *map(len, spoken)])
+    return [(indices, {head: values[start:end] for head, values in logits.items()})
+            for indices, start, end in zip(spoken, bounds[:-1], bounds[1:])]
 
 
 def _backend(detector: str, fallback: str, model_dir: str | None, backend: str, device: str) -> Backend | None:

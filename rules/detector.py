@@ -122,6 +122,10 @@ class RuleDetector:
         """Every hit, including those context excused, each with ``suppressed_by`` set."""
         return self._findings([conversation], explain=True)[0]
 
+    def explain_many(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
+        """`explain` of each conversation, matched in one batch."""
+        return self._findings(conversations, explain=True)
+
     def _findings(self, conversations: Sequence[Conversation], explain: bool,
                   only: int | None = None) -> list[list[Finding]]:
         """Findings per conversation (of turn ``only`` alone when given); every in-scope turn of

@@ -182,6 +182,23 @@ def test_dynamic_padding_gives_the_same_logits_as_one_at_a_time(tiny):
             np.testing.assert_allclose(batched[head][i], single[head][0], atol=1e-4)
 
 
+def test_shipped_graph_is_statically_quantised_so_a_row_never_depends_on_its_batch_mates(tiny):
+    """Dynamic int8 scales every batch by its own range (a row's logits move with its neighbours);
+    the exported graph has fixed ranges: each input's logits are bit-identical alone, in any batch,
+    at any padding width."""
+    root, _, _ = tiny
+    artefact = ModelArtefact.load(root / "model")
+    assert artefact.manifest["quantisation"].startswith("static")
+    backend = OnnxBackend(artefact, "cpu", batch_size=5)
+    assert backend.row_independent
+    inputs = [(fold(u["text"]), None) for u in load_dataset().utterances[:30]] + [("亲，这款是全网最好的", "保暖吗")]
+    batched = backend.logits(inputs)
+    for i in (0, 7, 30):
+        alone = backend.logits([inputs[i]])
+        for head in HEADS:
+            assert np.array_equal(batched[head][i], alone[head][0])
+
+
 # --- a tiny teacher + student run on real corpus rows ---------------------------------------------
 
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -287,6 +304,47 @@ def test_a_conversation_scores_the_same_alone_and_after_others():
         busy.score(item)
     again = busy.score(first)
     assert alone.model_dump(exclude={"versions"}) == again.model_dump(exclude={"versions"})
+
+
+REAL_CONVERSATIONS = 60
+
+
+def test_real_conversations_score_the_same_alone_and_inside_a_batch():
+    """The batch path (``score_many``: the model reads the turns of every conversation in the batch in
+    one length-bucketed call) gives each real JDDC conversation the report it gets scored alone."""
+    if not (CORPORA / "jddc_uss_usda").exists():
+        pytest.skip("../shared/corpora is absent")
+    from models.corpus import conversations
+    from models.evaluate import models_config
+    from qa_engine.pipeline import Pipeline
+
+    items = [c for c in conversations(CORPORA) if c.channel == "jd"][:REAL_CONVERSATIONS]
+    batched = Pipeline.from_config(models_config())
+    assert all(d.backend.row_independent for d in batched.detectors)  # the shipped graph batches across conversations
+    calls = []
+    backend = batched.detectors[0].backend
+    run = backend._run
+    backend._run = lambda feeds: calls.append(len(feeds["input_ids"])) or run(feeds)
+    inside = [r.model_dump(exclude={"versions"}) for r in batched.score_many(items)]
+    backend._run = run
+    alone = Pipeline.from_config(models_config())
+    assert [alone.score(c).model_dump(exclude={"versions"}) for c in items] == inside
+    turns = sum(len(c.turns) for c in items)
+    assert len(calls) < turns / 7  # full batches of 8 across conversations, not a padded call per conversation
+
+
+def test_a_backend_whose_rows_depend_on_their_batch_scores_conversation_by_conversation(shipped):
+    from models.detectors import EmpathyModelDetector
+
+    backend = OnnxBackend(shipped, "cpu")
+    backend.row_independent = False  # e.g. a dynamically quantised graph trained before static export
+    seen = []
+    logits = backend.logits
+    backend.logits = lambda inputs: seen.append(len(inputs)) or logits(inputs)
+    items = [conversation(("customer", "怎么还没发货"), ("agent", "非常抱歉让您久等了"), cid="a"),
+             conversation(("customer", "在吗"), ("agent", "在的亲"), ("customer", "好的"), cid="b")]
+    EmpathyModelDetector(backend).detect_many(items)
+    assert seen == [2, 3]
 
 
 # --- backend selection and fallback -------------------------------------------------------------
