@@ -17,7 +17,7 @@ Views, each derived from the previous one:
 - ``phonetic`` (built by `PhoneticFolder` for a given lexicon): every character that sounds
   like a lexicon character becomes that sound's representative, runs of Latin letters
   that spell such sounds in pinyin (``zui``) become the representatives too, and so does a
-  digit standing alone for its numeral (``唯1``, ``独1无2``; never a digit of a number).
+  digit, read as its numeral (``唯1``, ``独1无2``).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ _SEPARATOR_RUN = re.compile(_SEPARATOR.pattern + "+")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONED, _TONELESS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm"
 _TONE_MARKS = str.maketrans(_TONED, _TONELESS)
-#: a digit standing alone (not part of a number: 唯1, 独1无2, top1) is read as its Chinese numeral
+#: the phonetic view reads a digit as its Chinese numeral (唯1, 独1无2); the matcher keeps only hits whose
+#: digits stand alone, never digits of a longer number
 NUMERALS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
-_PHONETIC_RUN = re.compile(r"[a-z]+|(?<![0-9.])[0-9](?![0-9.])")
 BOUNDARY = "\x00"  # joins texts normalised together; a NUL typed in a text folds to a space
 CODE_POINTS = 0x110000
 _SPLIT_MEMO = 65536  # Latin runs remembered per phonetic folder
@@ -330,16 +330,15 @@ class PhoneticFolder:
             first = readings.split(",")[0].translate(_TONE_MARKS)
             if first in self.representative:
                 self._table[code] = ord(self.representative[first])
+        for digit, numeral in NUMERALS.items():
+            self._table[ord(digit)] = self._table[ord(numeral)]
         self._longest = max((len(s) for s in self.representative), default=0)
         self._splits: dict[str, tuple[str, ...] | None] = {}
 
     def __call__(self, compact: str) -> tuple[str, OffsetMap | None]:
         """Phonetic view of a compact text and its map back to the compact text."""
         edits: list[tuple[int, int, str]] = []
-        for match in _PHONETIC_RUN.finditer(compact):
-            if match.group() in NUMERALS:
-                edits.append((match.start(), match.end(), NUMERALS[match.group()]))
-                continue
+        for match in LATIN_RUN.finditer(compact):
             split = self._split(match.group())
             if split:
                 pos = match.start()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import ahocorasick
@@ -94,9 +95,10 @@ class TermMatcher(Generic[Payload]):
             start, end = last - length + 1, last + 1
             compact_start, compact_end = (start, end) if phonetic_map is None else phonetic_map.to_source(start, end)
             typed = compact[compact_start:compact_end]
-            own_run = not _latin_at(compact, compact_start - 1) and not _latin_at(compact, compact_end)
+            if (typed[0] <= "9" or typed[-1] <= "9") and _inside_number(compact, compact_start, compact_end):
+                continue  # 第12, top10: a digit of a number is no numeral
             for term, payload in values:
-                how = _classify(term, typed, start, phonetic_map, own_run)
+                how = _classify(term, typed, start, phonetic_map, compact, compact_start)
                 if how is not None:
                     text = batch.text_at(compact_start)
                     found.setdefault(text, []).append(Match(payload, *batch.to_original(text, compact_start, compact_end), how))
@@ -117,10 +119,17 @@ def pinyin_initials(term: str) -> str | None:
     return "".join(r[0][0] for r in readings) if all(readings) else None
 
 
+def _inside_number(compact: str, start: int, end: int) -> bool:
+    """A hit beginning or ending with a digit that continues a number (第12, 唯1.5)."""
+    return ((compact[start].isdigit() and start > 0 and (compact[start - 1].isdigit() or compact[start - 1] == "."))
+            or (compact[end - 1].isdigit() and end < len(compact) and (compact[end].isdigit() or compact[end] == ".")))
+
+
 def _latin_at(compact: str, index: int) -> bool:
     return 0 <= index < len(compact) and "a" <= compact[index] <= "z"
 
 
+@lru_cache(maxsize=4096)
 def _rare(char: str) -> bool:
     """Outside GB 2312 level 1 (the 3,755 common characters): typed on purpose, not by accident."""
     try:
@@ -129,7 +138,8 @@ def _rare(char: str) -> bool:
         return True
 
 
-def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None, own_run: bool) -> str | None:
+def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None, compact: str,
+              compact_start: int) -> str | None:
     if typed == term:
         return "literal"
     if phonetic_map is None:
@@ -144,7 +154,8 @@ def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None,
     pinyin = sum(1 for piece, ok in zip(pieces, same) if not ok and piece.isascii() and piece.isalpha())
     literal = sum(1 for ok, char in zip(same, term) if ok and _CJK.match(char))
     alike = [piece for piece, ok in zip(pieces, same) if not ok and not (piece.isascii() and piece.isalpha())]
-    if literal == 0:
+    if literal == 0:  # all pinyin: a short term only as a Latin run of its own
+        own_run = not _latin_at(compact, compact_start - 1) and not _latin_at(compact, compact_start + len(typed))
         return "pinyin" if pinyin == len(term) and (len(term) >= 3 or own_run) else None
     if pinyin and not alike:
         return "pinyin"
@@ -163,7 +174,9 @@ class RegexMatcher(Generic[Payload]):
     """
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
-        self._entries = [(re.compile(pattern), view, validator, requires, payload)
+        # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text)
+        self._entries = [(re.compile(pattern), view, validator,
+                          re.compile("|".join(map(re.escape, requires))) if requires else None, payload)
                          for pattern, view, validator, requires, payload in entries]
         screens = [required_chars(entry[0]) for entry in self._entries]
         sets = sorted({chars for screen in screens for chars in screen}, key=sorted)
@@ -200,7 +213,7 @@ class RegexMatcher(Generic[Payload]):
     def _find(self, k: int, view: TextView) -> list[Match[Payload]]:
         pattern, view_name, validator, requires, payload = self._entries[k]
         text = view.compact if view_name == "compact" else view.folded
-        if requires and not any(literal in text for literal in requires):
+        if requires is not None and requires.search(text) is None:
             return []
         found = []
         for hit in pattern.finditer(text):
