@@ -36,9 +36,15 @@ class CueSet:
         return [(end - len(p) + 1, end + 1, p) for end, p in self._automaton.iter(compact)]
 
 
+class _NegationScope(BaseModel):
+    cues: list[str]
+    verbs: list[str]
+
+
 class _Negation(BaseModel):
     cues: list[str]
     fillers: list[str]
+    scope: _NegationScope
 
 
 class _Quote(BaseModel):
@@ -73,10 +79,14 @@ class Lexicons:
         self._cue_sets = {(group, name): CueSet(phrases)
                           for group in self.GROUPS for name, phrases in getattr(data, group).items()}
         self.quote_cues = CueSet(data.quote.cues)
-        cues = "|".join(sorted(map(re.escape, data.negation.cues), key=len, reverse=True))
-        fillers = "|".join(sorted(map(re.escape, data.negation.fillers), key=len, reverse=True))
+        cues, fillers, scope_cues, scope_verbs = (
+            "|".join(sorted(map(re.escape, phrases), key=len, reverse=True))
+            for phrases in (data.negation.cues, data.negation.fillers, data.negation.scope.cues,
+                            data.negation.scope.verbs))
         #: matches at the end of the compact text preceding a negated hit
         self.negation_before = re.compile(f"(?:{cues})(?:{fillers}){{0,2}}$")
+        #: a negated verb of saying or promising anywhere earlier in the hit's clause
+        self.negation_scope = re.compile(f"(?:{scope_cues})(?:{fillers}){{0,2}}?(?:{scope_verbs})")
 
     def cues(self, group: str, name: str) -> CueSet:
         """The compiled cue set ``group.name`` (e.g. ``empathy.apology``)."""

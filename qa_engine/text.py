@@ -15,8 +15,9 @@ Views, each derived from the previous one:
   is kept, so ``99.9%`` survives). Clause punctuation (，。！？；：、) is kept, so words in
   different clauses never join.
 - ``phonetic`` (built by `PhoneticFolder` for a given lexicon): every character that sounds
-  like a lexicon character becomes that sound's representative, and runs of Latin letters
-  that spell such sounds in pinyin (``zui``) become the representatives too.
+  like a lexicon character becomes that sound's representative, runs of Latin letters
+  that spell such sounds in pinyin (``zui``) become the representatives too, and so does a
+  digit, read as its numeral (``唯1``, ``独1无2``).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from pypinyin.pinyin_dict import pinyin_dict
 _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\ufeff"
 # Blocks whose compatibility forms are folded: full-width ASCII, CJK compatibility
 # ideographs and Kangxi radicals (look-alikes of ordinary characters), enclosed numbers,
-# general punctuation (odd spaces), CJK symbols.
-_NFKC_RANGES = ((0x2000, 0x206F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
-                (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x2F800, 0x2FA1F))
+# general punctuation (odd spaces), CJK symbols, letter-like symbols and mathematical
+# alphanumerics (ℕ𝐨.𝟏 → no.1).
+_NFKC_RANGES = ((0x2000, 0x206F), (0x2100, 0x214F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
+                (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF), (0x2F800, 0x2FA1F))
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 
 # symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
@@ -47,7 +49,11 @@ _SEPARATOR = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」
                         "\U0001f000-\U0001faff]")
 _SEPARATOR_RUN = re.compile(_SEPARATOR.pattern + "+")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
-_TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
+_TONED, _TONELESS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm"
+_TONE_MARKS = str.maketrans(_TONED, _TONELESS)
+#: the phonetic view reads a digit as its Chinese numeral (唯1, 独1无2); the matcher keeps only hits whose
+#: digits stand alone, never digits of a longer number
+NUMERALS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 BOUNDARY = "\x00"  # joins texts normalised together; a NUL typed in a text folds to a space
 CODE_POINTS = 0x110000
 _SPLIT_MEMO = 65536  # Latin runs remembered per phonetic folder
@@ -146,6 +152,8 @@ def fold_table() -> dict[int, str]:
                 table[code] = " " if folded.isspace() else folded
     for code in range(ord("A"), ord("Z") + 1):
         table[code] = chr(code).lower()
+    for toned, toneless in zip(_TONED + _TONED.upper(), _TONELESS + _TONELESS, strict=True):
+        table[ord(toned)] = toneless  # tone-marked pinyin (最dī价) reads as plain pinyin
     for char in _INVISIBLE + BOUNDARY:
         table[ord(char)] = " "
     chars = [chr(code) for low, high in _CJK_RANGES for code in range(low, high + 1)]
@@ -322,6 +330,8 @@ class PhoneticFolder:
             first = readings.split(",")[0].translate(_TONE_MARKS)
             if first in self.representative:
                 self._table[code] = ord(self.representative[first])
+        for digit, numeral in NUMERALS.items():
+            self._table[ord(digit)] = self._table[ord(numeral)]
         self._longest = max((len(s) for s in self.representative), default=0)
         self._splits: dict[str, tuple[str, ...] | None] = {}
 

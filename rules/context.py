@@ -69,12 +69,16 @@ def exception_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str |
 
 
 def negation_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
-    """A negation cue right before the hit in the same clause (不是最好, 不能保证)."""
+    """A negation cue right before the hit in the same clause (不是最好, 不能保证), or a refused
+    verb of saying or promising anywhere earlier in it (我们不能说自己是第一)."""
     if not rule.negatable:
         return None
-    before = _CLAUSE_END.split(ctx.view.folded[max(0, start - _WINDOW):start])[-1]
-    found = ctx.lexicons.negation_before.search(fold(before))
-    return f"negation: preceded by {found.group()!r}" if found else None
+    clause = _CLAUSE_END.split(ctx.view.folded[:start])[-1]
+    found = ctx.lexicons.negation_before.search(fold(clause[-_WINDOW:]))
+    if found:
+        return f"negation: preceded by {found.group()!r}"
+    scope = ctx.lexicons.negation_scope.search(fold(clause))
+    return f"negation: in the scope of {scope.group()!r} earlier in the clause" if scope else None
 
 
 def quote_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:

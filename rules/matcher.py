@@ -7,15 +7,18 @@ classified against the compact view:
 
 - ``literal``: the compact text equals the term;
 - ``pinyin``: some term characters were typed as pinyin (全网zui好), the others literally;
-- ``homophone``: exactly one character of a term of three or more characters was replaced
-  by a same-sounding one (全网醉好), the others literally;
-- ``pinyin`` also when a term of three or more characters is spelled wholly in pinyin
-  (quanwangzuihao): a whole Latin run that splits into exactly its syllables;
+- ``homophone``: exactly one character of a term was replaced by a same-sounding one, the
+  others literally: in a term of three or more characters any sound-alike (全网醉好), in a
+  two-character term only a rare one (蕞好 — outside the 3,755 common characters of GB 2312
+  level 1, which no one types by accident);
+- ``pinyin`` also when a term is spelled wholly in pinyin: a term of three or more characters
+  (quanwangzuihao), or of two when the pinyin is a Latin run of its own (行业diyi, ZUIHAO的);
 - ``initials``: a whole Latin run equal to the pinyin initials of a term of four or more
   characters (qwzh = 全网最好).
 
-Anything looser (two homophones, a short term with no literal character) is dropped:
-sound-alike matching beyond that flags ordinary words.
+A digit standing alone for its numeral (唯1, 独1无2) counts as that character typed literally.
+Anything looser (two homophones, a common sound-alike in a short term, short pinyin inside a
+longer Latin run) is dropped: sound-alike matching beyond that flags ordinary words.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import ahocorasick
@@ -34,7 +38,7 @@ except ImportError:  # Python 3.10
     import sre_constants as _constants  # type: ignore[no-redef]
     import sre_parse as _parser  # type: ignore[no-redef]
 
-from qa_engine.text import CODE_POINTS, LATIN_RUN, OffsetMap, PhoneticFolder, TextBatch, TextView, fold, syllables
+from qa_engine.text import CODE_POINTS, LATIN_RUN, NUMERALS, OffsetMap, PhoneticFolder, TextBatch, TextView, fold, syllables
 
 Payload = TypeVar("Payload")
 
@@ -91,8 +95,10 @@ class TermMatcher(Generic[Payload]):
             start, end = last - length + 1, last + 1
             compact_start, compact_end = (start, end) if phonetic_map is None else phonetic_map.to_source(start, end)
             typed = compact[compact_start:compact_end]
+            if (typed[0] <= "9" or typed[-1] <= "9") and _inside_number(compact, compact_start, compact_end):
+                continue  # 第12, top10: a digit of a number is no numeral
             for term, payload in values:
-                how = _classify(term, typed, start, phonetic_map)
+                how = _classify(term, typed, start, phonetic_map, compact, compact_start)
                 if how is not None:
                     text = batch.text_at(compact_start)
                     found.setdefault(text, []).append(Match(payload, *batch.to_original(text, compact_start, compact_end), how))
@@ -113,23 +119,47 @@ def pinyin_initials(term: str) -> str | None:
     return "".join(r[0][0] for r in readings) if all(readings) else None
 
 
-def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None) -> str | None:
+def _inside_number(compact: str, start: int, end: int) -> bool:
+    """A hit beginning or ending with a digit that continues a number (第12, 唯1.5)."""
+    return ((compact[start].isdigit() and start > 0 and (compact[start - 1].isdigit() or compact[start - 1] == "."))
+            or (compact[end - 1].isdigit() and end < len(compact) and (compact[end].isdigit() or compact[end] == ".")))
+
+
+def _latin_at(compact: str, index: int) -> bool:
+    return 0 <= index < len(compact) and "a" <= compact[index] <= "z"
+
+
+@lru_cache(maxsize=4096)
+def _rare(char: str) -> bool:
+    """Outside GB 2312 level 1 (the 3,755 common characters): typed on purpose, not by accident."""
+    try:
+        return char.encode("gb2312")[0] >= 0xD8
+    except UnicodeEncodeError:
+        return True
+
+
+def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None, compact: str,
+              compact_start: int) -> str | None:
     if typed == term:
         return "literal"
     if phonetic_map is None:
         pieces = list(typed)
-    else:  # one piece of typed text per term character: a character or a pinyin syllable
+    else:  # one piece of typed text per term character: a character, a pinyin syllable or a digit
         spans = [phonetic_map.to_source(i, i + 1) for i in range(start, start + len(term))]
         base = spans[0][0]
         pieces = [typed[s - base:e - base] for s, e in spans]
-    pinyin = sum(1 for piece, char in zip(pieces, term) if piece != char and piece.isascii() and piece.isalpha())
-    literal = sum(1 for piece, char in zip(pieces, term) if piece == char and _CJK.match(char))
-    homophones = len(term) - pinyin - sum(1 for piece, char in zip(pieces, term) if piece == char)
-    if literal == 0:
-        return "pinyin" if pinyin == len(term) >= 3 else None
-    if pinyin and homophones == 0:
+    same = [piece == char or NUMERALS.get(piece) == char for piece, char in zip(pieces, term)]
+    if all(same):
+        return "literal"
+    pinyin = sum(1 for piece, ok in zip(pieces, same) if not ok and piece.isascii() and piece.isalpha())
+    literal = sum(1 for ok, char in zip(same, term) if ok and _CJK.match(char))
+    alike = [piece for piece, ok in zip(pieces, same) if not ok and not (piece.isascii() and piece.isalpha())]
+    if literal == 0:  # all pinyin: a short term only as a Latin run of its own
+        own_run = not _latin_at(compact, compact_start - 1) and not _latin_at(compact, compact_start + len(typed))
+        return "pinyin" if pinyin == len(term) and (len(term) >= 3 or own_run) else None
+    if pinyin and not alike:
         return "pinyin"
-    if not pinyin and homophones == 1 and len(term) >= 3:
+    if not pinyin and len(alike) == 1 and (len(term) >= 3 or _rare(alike[0])):
         return "homophone"
     return None
 
@@ -144,7 +174,9 @@ class RegexMatcher(Generic[Payload]):
     """
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
-        self._entries = [(re.compile(pattern), view, validator, requires, payload)
+        # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text)
+        self._entries = [(re.compile(pattern), view, validator,
+                          re.compile("|".join(map(re.escape, requires))) if requires else None, payload)
                          for pattern, view, validator, requires, payload in entries]
         screens = [required_chars(entry[0]) for entry in self._entries]
         sets = sorted({chars for screen in screens for chars in screen}, key=sorted)
@@ -181,7 +213,7 @@ class RegexMatcher(Generic[Payload]):
     def _find(self, k: int, view: TextView) -> list[Match[Payload]]:
         pattern, view_name, validator, requires, payload = self._entries[k]
         text = view.compact if view_name == "compact" else view.folded
-        if requires and not any(literal in text for literal in requires):
+        if requires is not None and requires.search(text) is None:
             return []
         found = []
         for hit in pattern.finditer(text):

@@ -101,6 +101,11 @@ def test_explain_gives_every_suppression_reason(rule_detector):
     assert reasons["第一"].startswith("exception")
     assert rule_detector.detect(sample) == []
     customer = [f for f in rule_detector.explain(sample) if f.turn == 0]
+    scoped = conversation(("agent", "我们不能说自己是第一，最好先看看评价；请您保证手机畅通"))
+    reasons = {f.evidence: f.suppressed_by for f in rule_detector.explain(scoped)}
+    assert reasons["第一"] == "negation: in the scope of '不能说' earlier in the clause"
+    assert reasons["最好"].startswith("exception: advisory") and reasons["保证"].startswith("exception: a request")
+    assert rule_detector.detect(scoped) == []
     assert customer and all(f.suppressed_by.startswith("role") for f in customer)
 
 

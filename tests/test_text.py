@@ -25,6 +25,18 @@ EVASIONS = [
     ("这款是全网最✨好的",             "全网最✨好",         "literal"),    # emoji between characters
     ("这款quanwangzuihao",          "quanwangzuihao",   "pinyin"),     # whole-word pinyin
     ("这款是qwzh哦",                 "qwzh",             "initials"),   # pinyin initials
+    ("这款是全网最hǎo的",             "全网最hǎo",         "pinyin"),     # tone-marked pinyin
+    ("这款是全网ZUÌHǍO",             "全网ZUÌHǍO",        "pinyin"),     # upper-case tone marks
+    ("这款是全网蕞好的",              "全网蕞好",          "homophone"),
+    ("这款是全网𝐳𝐮𝐢好的",             "全网𝐳𝐮𝐢好",         "pinyin"),     # mathematical bold letters
+]
+
+SHORT_TERMS = [
+    # (typed text, the evidence, how) for two-character terms: 最好, 唯一, 独一无二
+    ("这款蕞好",          "蕞好",    "homophone"),  # a rare sound-alike (outside GB 2312 level 1)
+    ("ZUIHAO的蚕丝",      "ZUIHAO",  "pinyin"),     # whole pinyin as a Latin run of its own
+    ("全网唯1",           "唯1",     "literal"),    # a lone digit for its numeral
+    ("独1无2的设计",       "独1无2",  "literal"),
 ]
 # fmt: on
 
@@ -46,6 +58,22 @@ def test_non_matches(matcher, text):
     assert matcher.find(TextBatch([text])).get(0, []) == []
 
 
+@pytest.fixture(scope="module")
+def short_matcher() -> TermMatcher:
+    return TermMatcher([("最好", "superlative"), ("唯一", "unique"), ("独一无二", "unique")])
+
+
+@pytest.mark.parametrize(("text", "evidence", "how"), SHORT_TERMS)
+def test_short_term_evasions(short_matcher, text, evidence, how):
+    assert [(text[m.start:m.end], m.how) for m in short_matcher.find(TextBatch([text])).get(0, [])] == [(evidence, how)]
+
+
+@pytest.mark.parametrize("text", ["这款醉好", "zuihaox", "xzuihao", "唯12", "唯1.5", "独11无2"])
+def test_short_term_non_matches(short_matcher, text):
+    # a common sound-alike, pinyin inside a longer Latin run, digits of a number
+    assert short_matcher.find(TextBatch([text])).get(0, []) == []
+
+
 def test_views_keep_offsets_for_every_character():
     text = "Ａ全 網-最\u200b好！99.9%"
     view = normalise(text)
@@ -64,6 +92,8 @@ def test_full_width_and_compatibility_forms_fold():
     assert normalise("ＮＯ．１").compact == "no1"
     assert normalise("⼀流").compact == "一流"  # Kangxi radical look-alike
     assert normalise("①").compact == "1"
+    assert normalise("ℕ𝐨.𝟏").compact == "no1"  # letter-like and mathematical forms (№ folds to two letters: a term)
+    assert normalise("Dǐ").folded == "di"
 
 
 def test_phonetic_folder_splits_latin_runs_only_when_whole():
