@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from anyio import to_thread
 from fastapi import WebSocket, WebSocketDisconnect
@@ -27,9 +27,7 @@ from pydantic import ValidationError
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.text import fold
 from serve.models import LiveDraft, LiveMessage, LiveSent, LiveTurn, Warning, validation_fields
-
-if TYPE_CHECKING:
-    from serve.app import Service
+from serve.service import Service
 
 MAX_TURNS = 500
 log = logging.getLogger("qa_engine.serve")

@@ -1,0 +1,144 @@
+"""The routes: HTTP checks and audit export, health and metrics, docs and console, live WebSocket sessions.
+
+Who may call which route is decided before a request gets here (``serve.middleware.Tokens``);
+the token admitted is ``request.state.token``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from qa_engine.findings import Finding
+from qa_engine.schema import Role, Turn
+from serve.live import LiveSession
+from serve.models import CheckRequest, CheckResponse, SentRequest, SentResponse, TurnIn, Warning
+from serve.service import Service, token_id
+
+audit_log = logging.getLogger("qa_engine.serve.audit")  # who saw personal data unmasked, when, what
+STATIC = Path(__file__).parent / "static"
+INLINE_CHARS, INLINE_TURNS = 256, 8  # the largest check run on the event loop (~0.5 ms)
+
+
+def router(service: Service) -> APIRouter:
+    """Every route of the app, over one service."""
+    routes = APIRouter()
+    console_page = (STATIC / "console.html").read_text(encoding="utf-8")
+
+    async def score(text: str, context: list[TurnIn], role: Role = Role.AGENT) -> list[Finding]:
+        """Check a text; a long one on the thread pool, so it holds up only its own answer (not other
+        agents' sessions or /healthz). A short one — at most ``INLINE_CHARS`` characters after at most
+        ``INLINE_TURNS`` turns, well under a millisecond — is checked on the event loop: handing it to
+        a thread and back costs more than the check."""
+        turns = [Turn(role=t.role, text=t.text) for t in context]
+        if len(text) <= INLINE_CHARS and len(turns) <= INLINE_TURNS and sum(len(t.text) for t in turns) <= INLINE_CHARS:
+            return service.check(text, turns, role)
+        return await run_in_threadpool(service.check, text, turns, role)
+
+    # the warning log only queues rows (a background thread writes them). Answers are serialised by
+    # pydantic's JSON encoder directly, not validated again (``response_model`` documents them).
+    @routes.post("/v1/check", response_model=CheckResponse)
+    async def check(body: CheckRequest, request: Request) -> Response:
+        """Warnings for a draft reply (span in the draft, rule, citation, rewrite)."""
+        started = time.perf_counter()
+        findings = await score(body.draft, body.context, body.role)
+        session = body.conversation_id or token_id(request.state.token)
+        service.warning_log.shown(session, body.conversation_id, body.draft, findings, service.versions_json())
+        answer = CheckResponse(warnings=[Warning.of(f) for f in findings], versions=service.versions(),
+                               elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+        return _json(answer)
+
+    @routes.post("/v1/sent", response_model=SentResponse)
+    async def sent(body: SentRequest, request: Request) -> Response:
+        """Record the message the agent finally sent: which warned rules it still violates."""
+        findings = await score(body.text, body.context)
+        session = body.conversation_id or token_id(request.state.token)
+        ignored = service.warning_log.sent(session, body.conversation_id, body.text, findings)
+        return _json(SentResponse(still_violating=[Warning.of(f) for f in findings], ignored_rules=ignored))
+
+    @routes.get("/v1/audit/ignored")
+    def ignored(request: Request, format: Literal["json", "csv"] = "json", unmasked: bool = False) -> Any:
+        """Messages sent although they still violated a rule the agent had been warned about.
+
+        Auditor tokens only. Personal data in the messages is masked unless ``unmasked=true``,
+        which is logged (who, when, what)."""
+        rows = service.ignored_messages(unmasked)
+        personal_data = "unmasked" if unmasked else "masked"
+        if unmasked:
+            audit_log.warning("personal data shown UNMASKED: who=%s from=%s when=%s what=GET %s format=%s rows=%d",
+                              token_id(request.state.token), request.client.host if request.client else "-",
+                              datetime.now(timezone.utc).isoformat(timespec="seconds"), request.url.path,
+                              format, len(rows))
+        if format == "json":
+            return {"personal_data": personal_data, "ignored": rows}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["ts", "session", "conversation_id", "text", "ignored_rules"])
+        for row in rows:
+            writer.writerow([row["ts"], row["session"], row["conversation_id"], row["text"],
+                             " ".join(row["ignored_rules"])])
+        # UTF-8 with BOM so Excel opens the Chinese text correctly
+        return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": "attachment; filename=warnings-ignored.csv",
+                                 "X-Personal-Data": personal_data})
+
+    @routes.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @routes.get("/readyz")
+    async def readyz() -> JSONResponse:
+        versions = service.versions()
+        ready = bool(versions["rule_packs"])
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"ready": ready, "versions": versions,
+                                     "last_reload_error": service.last_reload_error})
+
+    @routes.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        body, content_type = service.metrics.exposition()
+        return PlainTextResponse(body, media_type=content_type)
+
+    @routes.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        """Swagger UI from the bundled assets: no external host, so it works offline."""
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=root + request.app.openapi_url, title=f"{request.app.title} — API",
+                                   swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no badge from a validator host
+
+    @routes.get("/", response_class=HTMLResponse)
+    async def console() -> HTMLResponse:
+        return HTMLResponse(console_page)
+
+    @routes.websocket("/v1/live")
+    async def live(socket: WebSocket) -> None:
+        await socket.accept()
+        session = LiveSession(service, socket, session_id=str(uuid.uuid4()),
+                              conversation_id=socket.query_params.get("conversation_id"))
+        service.metrics.sessions.inc()
+        try:
+            await session.run()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            service.metrics.sessions.dec()
+
+    return routes
+
+
+def _json(answer: CheckResponse | SentResponse) -> Response:
+    return Response(answer.model_dump_json(), media_type="application/json")
