@@ -92,7 +92,11 @@ def anchor_app(pipeline: Pipeline, tokens: set[str]) -> Callable[..., Awaitable[
 def run_anchor(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(anchor_app(Pipeline.from_config(), {TOKEN}), host="127.0.0.1", port=port, log_level="warning")
+    from serve.app import freeze_start_up  # as `qa-engine serve` does: the same garbage-collector set-up
+
+    app = anchor_app(Pipeline.from_config(), {TOKEN})
+    freeze_start_up()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 class Connection:
@@ -241,22 +245,10 @@ def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[None]
         process.wait(timeout=30)
 
 
-def measure(name: str, port: int, args: argparse.Namespace, built: list[bytes]) -> dict[str, Any]:
-    asyncio.run(closed_loop(port, args.clients, 1.0, built))  # warm up connections and caches, not measured
-    done, errors, elapsed = asyncio.run(closed_loop(port, args.clients, args.seconds, built))
-    result: dict[str, Any] = {"throughput": done / elapsed}
-    print(f"{name:10} closed loop, {args.clients} clients{'':14}{done / elapsed:8.0f} req/s, {errors} errors")
-    for rate in args.rates:
-        latencies, errors, elapsed = asyncio.run(open_loop(port, rate, args.seconds, built))
-        result[rate] = quantiles(latencies)
-        print(f"{name:10} open loop @ {rate:4} req/s{'':10}{summary(latencies)}   "
-              f"{len(latencies) / elapsed:6.0f} req/s done, {errors} errors")
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="anchor and ours measured in turn, this many times")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop connections")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, P99_RATE])
     parser.add_argument("--sessions", type=int, default=200)
@@ -276,31 +268,53 @@ def main() -> None:
         in_process.append((time.perf_counter() - started) * 1000)
     print(f"{'in-process pipeline.check':44}{summary(in_process)}")
 
-    port = free_port()
-    log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"qa-bench-{port}.sqlite3"
+    ports = {"anchor": free_port(), "ours": free_port()}
+    log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"qa-bench-{ports['ours']}.sqlite3"
     env = {**os.environ, "QA_ENGINE_TOKENS": TOKEN, "QA_ENGINE_RATE_LIMIT_PER_MINUTE": "100000000",
            "QA_ENGINE_WARNING_LOG": str(log_file)}
-    ours_command = [str(Path(sys.executable).with_name("qa-engine")), "serve", "--port", str(port)]
-    anchor_command = [sys.executable, str(Path(__file__).resolve()), "--anchor", str(port)]
-    print("servers: uvicorn, 1 process each, in turn, on loopback; load generator: this process")
-    built = requests(texts, port)
+    commands = {"anchor": [sys.executable, str(Path(__file__).resolve()), "--anchor", str(ports["anchor"])],
+                "ours": [str(Path(sys.executable).with_name("qa-engine")), "serve", "--port", str(ports["ours"])]}
+    built = {name: requests(texts, port) for name, port in ports.items()}
+    print(f"servers: uvicorn, 1 process each, both up, measured in turn ({args.rounds} rounds, the order "
+          f"alternating); load generator: this process")
+    answered = {name: [0, 0.0] for name in ports}  # closed loop: requests answered, seconds
+    latencies: dict[tuple[str, int], list[float]] = {(name, rate): [] for name in ports for rate in args.rates}
     try:
-        with server(anchor_command, port, env):
-            anchor = measure("anchor", port, args, built)
-        with server(ours_command, port, env):
-            ours = measure("ours", port, args, built)
-            latencies, errors, elapsed = asyncio.run(websocket_sessions(
-                f"ws://127.0.0.1:{port}", args.sessions, args.drafts_per_session, texts))
-            print(f"{f'ours       WebSocket, {args.sessions} sessions':44}{summary(latencies)}   "
-                  f"{len(latencies) / elapsed:6.0f} drafts/s, {errors} errors")
+        with server(commands["anchor"], ports["anchor"], env), server(commands["ours"], ports["ours"], env):
+            for name, port in ports.items():
+                asyncio.run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
+            for round_ in range(args.rounds):
+                for name in (ports if round_ % 2 == 0 else reversed(ports)):
+                    done, errors, elapsed = asyncio.run(closed_loop(ports[name], args.clients, args.seconds,
+                                                                    built[name]))
+                    answered[name][0] += done
+                    answered[name][1] += elapsed
+                    print(f"round {round_ + 1} {name:7} closed loop, {args.clients} clients{'':7}"
+                          f"{done / elapsed:8.0f} req/s, {errors} errors")
+                    for rate in args.rates:
+                        measured, errors, elapsed = asyncio.run(open_loop(ports[name], rate, args.seconds,
+                                                                          built[name]))
+                        latencies[name, rate] += measured
+                        print(f"round {round_ + 1} {name:7} open loop @ {rate:4} req/s{'':3}{summary(measured)}   "
+                              f"{len(measured) / elapsed:6.0f} req/s done, {errors} errors")
+            sessions, errors, elapsed = asyncio.run(websocket_sessions(
+                f"ws://127.0.0.1:{ports['ours']}", args.sessions, args.drafts_per_session, texts))
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{log_file}{suffix}").unlink(missing_ok=True)
-    throughput = anchor["throughput"] / ours["throughput"]
-    print(f"throughput: anchor / ours = {throughput:.2f}× (target ≤ {THROUGHPUT_TARGET}×: "
-          f"{'met' if throughput <= THROUGHPUT_TARGET else 'NOT met'})")
+    print("all rounds:")
+    throughput = {name: done / seconds for name, (done, seconds) in answered.items()}
+    for name in ports:
+        print(f"  {name:7} closed loop {throughput[name]:8.0f} req/s")
+        for rate in args.rates:
+            print(f"  {name:7} open loop @ {rate:4} req/s  {summary(latencies[name, rate])}")
+    print(f"  ours    WebSocket, {args.sessions} sessions × {args.drafts_per_session} drafts  {summary(sessions)}   "
+          f"{len(sessions) / elapsed:6.0f} drafts/s, {errors} errors")
+    ratio = throughput["anchor"] / throughput["ours"]
+    print(f"throughput: anchor / ours = {ratio:.2f}× (target ≤ {THROUGHPUT_TARGET}×: "
+          f"{'met' if ratio <= THROUGHPUT_TARGET else 'NOT met'})")
     if P99_RATE in args.rates:
-        p99 = ours[P99_RATE][2] / anchor[P99_RATE][2]
+        p99 = quantiles(latencies["ours", P99_RATE])[2] / quantiles(latencies["anchor", P99_RATE])[2]
         print(f"p99 @ {P99_RATE} req/s: ours / anchor = {p99:.2f}× (target ≤ {P99_TARGET}×: "
               f"{'met' if p99 <= P99_TARGET else 'NOT met'})")
 

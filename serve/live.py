@@ -113,9 +113,9 @@ class LiveSession:
             if seq != self._latest_seq:
                 return  # superseded while being checked
             await to_thread.run_sync(self.service.warning_log.shown, self.session_id, self.conversation_id, text,
-                                     findings, self.service.versions_json())
+                                     findings, self.service.versions_json)
         await self._send({"type": "warnings", "seq": seq, "warnings": [Warning.of(f).model_dump() for f in findings],
-                          "versions": self.service.versions()})
+                          "versions": self.service.versions})
 
     async def _sent(self, text: str) -> None:
         async with self._logging:

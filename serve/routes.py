@@ -7,17 +7,22 @@ the token admitted is ``request.state.token``.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import logging
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from qa_engine.findings import Finding
@@ -31,9 +36,46 @@ STATIC = Path(__file__).parent / "static"
 INLINE_CHARS, INLINE_TURNS = 256, 8  # the largest check run on the event loop (~0.5 ms)
 
 
-def router(service: Service) -> APIRouter:
-    """Every route of the app, over one service."""
-    routes = APIRouter()
+class JSONBodyRoute(APIRoute):
+    """A route whose async endpoint takes one JSON body (a pydantic model) and the ``Request``, and
+    returns a ``Response``: the body is validated by its model straight from the bytes and the endpoint
+    called, instead of FastAPI's general request handling (content-type parsing, dependency solving:
+    about 90 µs a request, as much as checking a draft). Documented in OpenAPI like any route; errors
+    answer as FastAPI's do (422 naming the fields under ``body``, 400 for a body that is not UTF-8)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        dependant, endpoint = self.dependant, self.endpoint
+        others = (dependant.path_params, dependant.query_params, dependant.header_params, dependant.cookie_params,
+                  dependant.dependencies)
+        if self.body_field is None or len(dependant.body_params) != 1 or any(others) \
+                or dependant.request_param_name is None or not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"{self.path}: a JSONBodyRoute endpoint is async and takes one body and the request only")
+        model, body_name, request_name = self.body_field.field_info.annotation, self.body_field.name, \
+            dependant.request_param_name
+
+        async def handle(request: Request) -> Response:
+            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != "application/json" and not media_type.endswith("+json"):
+                raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
+                                               "msg": "the body must be JSON (Content-Type: application/json)"}])
+            raw = await request.body()
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HTTPException(400, f"the request body is not valid UTF-8 JSON (byte {exc.start})") from None
+            try:
+                body = model.model_validate_json(raw)
+            except ValidationError as exc:
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()],
+                                             body=raw) from None
+            return await endpoint(**{body_name: body, request_name: request})
+
+        return handle
+
+
+def add_routes(app: FastAPI, service: Service) -> None:
+    """Every route of the app, over one service. Added to the app itself: an included ``APIRouter``
+    costs about 20 µs a request in FastAPI's routing."""
     console_page = (STATIC / "console.html").read_text(encoding="utf-8")
 
     async def score(text: str, context: list[TurnIn], role: Role = Role.AGENT) -> list[Finding]:
@@ -46,28 +88,34 @@ def router(service: Service) -> APIRouter:
             return service.check(text, turns, role)
         return await run_in_threadpool(service.check, text, turns, role)
 
-    # the warning log only queues rows (a background thread writes them). Answers are serialised by
-    # pydantic's JSON encoder directly, not validated again (``response_model`` documents them).
-    @routes.post("/v1/check", response_model=CheckResponse)
+    # the warning log only queues rows (a background thread writes them). Answers are built of
+    # validated parts and serialised by pydantic directly, not validated again (``response_model``
+    # documents them).
     async def check(body: CheckRequest, request: Request) -> Response:
         """Warnings for a draft reply (span in the draft, rule, citation, rewrite)."""
         started = time.perf_counter()
         findings = await score(body.draft, body.context, body.role)
         session = body.conversation_id or token_id(request.state.token)
-        service.warning_log.shown(session, body.conversation_id, body.draft, findings, service.versions_json())
-        answer = CheckResponse(warnings=[Warning.of(f) for f in findings], versions=service.versions(),
-                               elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
-        return _json(answer)
+        service.warning_log.shown(session, body.conversation_id, body.draft, findings, service.versions_json)
+        return _json(CheckResponse.model_construct(warnings=[Warning.of(f) for f in findings],
+                                                   versions=service.versions,
+                                                   elapsed_ms=round((time.perf_counter() - started) * 1000, 3)))
 
-    @routes.post("/v1/sent", response_model=SentResponse)
     async def sent(body: SentRequest, request: Request) -> Response:
         """Record the message the agent finally sent: which warned rules it still violates."""
         findings = await score(body.text, body.context)
         session = body.conversation_id or token_id(request.state.token)
         ignored = service.warning_log.sent(session, body.conversation_id, body.text, findings)
-        return _json(SentResponse(still_violating=[Warning.of(f) for f in findings], ignored_rules=ignored))
+        return _json(SentResponse.model_construct(still_violating=[Warning.of(f) for f in findings],
+                                                  ignored_rules=ignored))
 
-    @routes.get("/v1/audit/ignored")
+    # the routes an agent's client calls as the agent types
+    app.router.add_api_route("/v1/check", check, methods=["POST"], response_model=CheckResponse,
+                             route_class_override=JSONBodyRoute)
+    app.router.add_api_route("/v1/sent", sent, methods=["POST"], response_model=SentResponse,
+                             route_class_override=JSONBodyRoute)
+
+    @app.get("/v1/audit/ignored")
     def ignored(request: Request, format: Literal["json", "csv"] = "json", unmasked: bool = False) -> Any:
         """Messages sent although they still violated a rule the agent had been warned about.
 
@@ -93,24 +141,24 @@ def router(service: Service) -> APIRouter:
                         headers={"Content-Disposition": "attachment; filename=warnings-ignored.csv",
                                  "X-Personal-Data": personal_data})
 
-    @routes.get("/healthz")
+    @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @routes.get("/readyz")
+    @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        versions = service.versions()
+        versions = service.versions
         ready = bool(versions["rule_packs"])
         return JSONResponse(status_code=200 if ready else 503,
                             content={"ready": ready, "versions": versions,
                                      "last_reload_error": service.last_reload_error})
 
-    @routes.get("/metrics")
+    @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
         body, content_type = service.metrics.exposition()
         return PlainTextResponse(body, media_type=content_type)
 
-    @routes.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
         """Swagger UI from the bundled assets: no external host, so it works offline."""
         root = request.scope.get("root_path", "")
@@ -120,11 +168,11 @@ def router(service: Service) -> APIRouter:
                                    swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png",
                                    swagger_ui_parameters={"validatorUrl": None})  # no badge from a validator host
 
-    @routes.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse)
     async def console() -> HTMLResponse:
         return HTMLResponse(console_page)
 
-    @routes.websocket("/v1/live")
+    @app.websocket("/v1/live")
     async def live(socket: WebSocket) -> None:
         await socket.accept()
         session = LiveSession(service, socket, session_id=str(uuid.uuid4()),
@@ -137,8 +185,8 @@ def router(service: Service) -> APIRouter:
         finally:
             service.metrics.sessions.dec()
 
-    return routes
 
 
 def _json(answer: CheckResponse | SentResponse) -> Response:
+    """The answer as JSON (as FastAPI would write it, without validating it again against its model)."""
     return Response(answer.model_dump_json(), media_type="application/json")

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ log = logging.getLogger("qa_engine.serve")
 AGENT, AUDITOR = "agent", "auditor"
 
 
+@cache  # one per configured token (only admitted tokens are named)
 def token_id(token: str) -> str:
     """How logs name a token without showing it."""
     return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
@@ -59,8 +60,8 @@ class TokenBuckets:
 class Service:
     """What the app holds: the pipeline, settings, log, metrics and reload state.
 
-    Its scoring and logging methods block (CPU, database): the app calls them on worker
-    threads, never on the event loop.
+    Its scoring and audit-export methods block (CPU, database): the routes call them on worker
+    threads, a short draft's check excepted (see ``serve.routes``).
     """
 
     def __init__(self, settings: ServeSettings, pipeline: Pipeline) -> None:
@@ -71,21 +72,14 @@ class Service:
         self.buckets = TokenBuckets(settings.rate_limit_per_minute)
         self.roles = {**{t: AGENT for t in settings.tokens}, **{t: AUDITOR for t in settings.auditor_tokens}}
         self.last_reload_error: str | None = None
-        self._versions_cache: tuple[Versions, dict[str, Any], str] | None = None
+        self._read_versions(pipeline.versions)
         self._signature = self._files_signature()
 
-    def versions(self) -> dict[str, Any]:
-        return self._versions_of(self.pipeline.versions)[0]
-
-    def versions_json(self) -> str:
-        return self._versions_of(self.pipeline.versions)[1]
-
-    def _versions_of(self, versions: Versions) -> tuple[dict[str, Any], str]:
-        """The dict and JSON of the versions in force, rebuilt only when they change."""
-        if self._versions_cache is None or self._versions_cache[0] is not versions:
-            data = versions.model_dump()
-            self._versions_cache = (versions, data, json.dumps(data, ensure_ascii=False, sort_keys=True))
-        return self._versions_cache[1], self._versions_cache[2]
+    def _read_versions(self, versions: Versions) -> None:
+        """Hold the versions in force as a dict and as JSON; they change only when the service
+        reloads the pipeline, so they are read at start and after each reload, not per request."""
+        self.versions: dict[str, Any] = versions.model_dump()
+        self.versions_json = json.dumps(self.versions, ensure_ascii=False, sort_keys=True)
 
     def check(self, draft: str, context: Sequence[Turn], role: Role = Role.AGENT) -> list[Finding]:
         findings = self.pipeline.check(draft, role=role, context=context)
@@ -118,7 +112,7 @@ class Service:
         if signature == self._signature:
             return False
         self._signature = signature
-        before = set(self.pipeline.versions.rule_packs)
+        before = set(self.versions["rule_packs"])
         try:
             versions = await asyncio.to_thread(self.pipeline.reload, self.settings.allow_pack_removal)
         except QAEngineError as exc:
@@ -126,6 +120,7 @@ class Service:
             self.metrics.reloads.labels(outcome="refused").inc()
             log.error("rule pack reload refused, previous packs still serving: %s", exc)
             return False
+        self._read_versions(versions)
         self.last_reload_error = None
         self.metrics.reloads.labels(outcome="ok").inc()
         log.info("rule packs reloaded: %s", versions.rule_packs)
