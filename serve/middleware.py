@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from starlette.requests import HTTPConnection
+from starlette.datastructures import QueryParams
 
 from serve.service import AGENT, AUDITOR, Service
 
@@ -117,8 +117,10 @@ class Tokens:
 
 def _bearer(scope: dict) -> str | None:
     """The token of an ``Authorization: Bearer`` header, else of a ``token`` query parameter."""
-    connection = HTTPConnection(scope)
-    header = connection.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return connection.query_params.get("token")
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            header = value.decode("latin-1")
+            if header.lower().startswith("bearer "):
+                return header[7:].strip()
+            break
+    return QueryParams(scope["query_string"]).get("token") if scope["query_string"] else None
