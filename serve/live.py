@@ -112,16 +112,15 @@ class LiveSession:
             findings = await to_thread.run_sync(self.service.check, text, self.turns)
             if seq != self._latest_seq:
                 return  # superseded while being checked
-            await to_thread.run_sync(self.service.warning_log.shown, self.session_id, self.conversation_id, text,
-                                     findings, self.service.versions_json)
+            self.service.warning_log.shown(self.session_id, self.conversation_id, text, findings,
+                                           self.service.versions_json)  # queues the rows: no thread needed
         await self._send({"type": "warnings", "seq": seq, "warnings": [Warning.of(f).model_dump() for f in findings],
                           "versions": self.service.versions})
 
     async def _sent(self, text: str) -> None:
         async with self._logging:
             findings = await to_thread.run_sync(self.service.check, text, self.turns)
-            ignored = await to_thread.run_sync(self.service.warning_log.sent, self.session_id, self.conversation_id,
-                                               text, findings)
+            ignored = self.service.warning_log.sent(self.session_id, self.conversation_id, text, findings)
             self._append(Turn(role=Role.AGENT, text=text))
             self._draft = None
         await self._send({"type": "sent", "ignored_rules": ignored})
