@@ -40,9 +40,11 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
             watcher.cancel()
         await asyncio.to_thread(service.warning_log.close)  # flushes the queued rows
 
+    # /docs (in the routes) serves its assets itself (no CDN). The service's metrics are its own
+    # (/metrics): FastAPI's native OpenTelemetry is off, sparing its per-request provider look-up
     app = FastAPI(title="qa-engine live warnings", version=pipeline.versions.engine, lifespan=lifespan,
                   description="Real-time compliance warnings for customer-service agents.",
-                  docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False})  # /docs (in the routes) serves its assets itself (no CDN)
+                  docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service = service
     app.add_middleware(Tokens, service=service)
     app.add_middleware(LimitsAndMetrics, service=service)  # outermost: a body over the limit is refused first
@@ -56,10 +58,7 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = str(exc.detail)
-        if exc.status_code == 400 and "parsing the body" in message:
-            message = "the request body is not valid UTF-8 JSON"
-        return error(exc.status_code, f"E{exc.status_code}", message, getattr(exc, "headers", None))
+        return error(exc.status_code, f"E{exc.status_code}", str(exc.detail), getattr(exc, "headers", None))
 
     return app
 
