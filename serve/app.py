@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_engine.pipeline import Pipeline
-from serve.middleware import LimitsAndMetrics, Tokens, error
+from serve.middleware import LimitsAndMetrics, Tokens, error, invalid
 from serve.models import validation_fields
 from serve.routes import STATIC, add_routes
 from serve.service import Service
@@ -46,15 +46,14 @@ def create_app(settings: ServeSettings, pipeline: Pipeline | None = None) -> Fas
                   description="Real-time compliance warnings for customer-service agents.",
                   docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service = service
+    add_routes(app, service)  # its draft routes are middleware: added first, so innermost
     app.add_middleware(Tokens, service=service)
     app.add_middleware(LimitsAndMetrics, service=service)  # outermost: a body over the limit is refused first
-    add_routes(app, service)  # before the mount: routes are matched in order, the draft routes first
     app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": "E422", "message": "invalid request",
-                                                      "fields": validation_fields(exc.errors())})
+        return invalid(validation_fields(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

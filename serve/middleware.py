@@ -25,6 +25,11 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse(status_code=status, content={"error": code, "message": message}, headers=headers)
 
 
+def invalid(fields: list[dict[str, str]]) -> JSONResponse:
+    """422 naming the fields that are wrong (``{"field", "message"}`` each)."""
+    return JSONResponse(status_code=422, content={"error": "E422", "message": "invalid request", "fields": fields})
+
+
 class LimitsAndMetrics:
     """Refuses bodies over the limit with 413 — by their Content-Length, or while reading a chunked
     body, before the app sees it — and records every HTTP request's route, status and latency."""

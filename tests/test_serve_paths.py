@@ -76,6 +76,8 @@ def test_draft_bodies_must_be_json_and_are_documented(client):
     vendor = client.post("/v1/check", content='{"draft": "全网最好"}'.encode(),
                          headers={**AUTH, "Content-Type": "application/vnd.qa+json; charset=utf-8"})
     assert [w["rule_id"] for w in vendor.json()["warnings"]] == ["ad_law.network_best"]
+    wrong_method = client.get("/v1/check", headers=AUTH)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     paths = client.get("/openapi.json").json()["paths"]
     for path, request, answer in (("/v1/check", "CheckRequest", "CheckResponse"),
                                   ("/v1/sent", "SentRequest", "SentResponse")):
