@@ -14,8 +14,9 @@ bearer-token check, read the JSON body, ``Pipeline.check`` the same drafts, answ
 and prints the ratios against issue #13's targets (anchor throughput ≤ 1.4× ours, our p99 at 300
 req/s ≤ 1.5× the anchor's). Then ``--sessions`` concurrent WebSocket sessions sending drafts to
 ``qa-engine serve``, and the in-process cost of the check. The load generator writes pre-built
-HTTP/1.1 requests on keep-alive connections (asyncio streams) so that the client costs little
-of the two servers' shared CPU.
+HTTP/1.1 requests on keep-alive connections (asyncio streams on uvloop) so that the client costs
+little of the CPU the servers share. The machine's other load moves the closed-loop figures from
+round to round; the servers' CPU time per request (from ``/proc``) moves far less.
 
     python benchmarks/bench_serve.py [--seconds 5] [--clients 32] [--rates 100 300] [--sessions 200]
 """
@@ -41,6 +42,11 @@ import httpx
 import websockets
 
 from qa_engine.pipeline import Pipeline
+
+try:  # the load generator on uvloop (a dependency of uvicorn[standard]) leaves the servers more of the CPU
+    from uvloop import run
+except ImportError:
+    from asyncio import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -292,11 +298,11 @@ def main() -> None:
                 server(commands["ours"], ports["ours"], env) as ours:
             pids = {"anchor": anchor, "ours": ours}
             for name, port in ports.items():
-                asyncio.run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
+                run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
             for round_ in range(args.rounds):
                 for name in (ports if round_ % 2 == 0 else reversed(ports)):
                     cpu = cpu_seconds(pids[name])
-                    done, errors, elapsed = asyncio.run(closed_loop(ports[name], args.clients, args.seconds,
+                    done, errors, elapsed = run(closed_loop(ports[name], args.clients, args.seconds,
                                                                     built[name]))
                     cpu = cpu_seconds(pids[name]) - cpu
                     answered[name] = [a + b for a, b in zip(answered[name], (done, elapsed, cpu))]
@@ -304,12 +310,12 @@ def main() -> None:
                           f"{done / elapsed:8.0f} req/s, server CPU {cpu / done * 1e6:4.0f} µs a request, "
                           f"{errors} errors")
                     for rate in args.rates:
-                        measured, errors, elapsed = asyncio.run(open_loop(ports[name], rate, args.seconds,
+                        measured, errors, elapsed = run(open_loop(ports[name], rate, args.seconds,
                                                                           built[name]))
                         latencies[name, rate] += measured
                         print(f"round {round_ + 1} {name:7} open loop @ {rate:4} req/s{'':3}{summary(measured)}   "
                               f"{len(measured) / elapsed:6.0f} req/s done, {errors} errors")
-            sessions, errors, elapsed = asyncio.run(websocket_sessions(
+            sessions, errors, elapsed = run(websocket_sessions(
                 f"ws://127.0.0.1:{ports['ours']}", args.sessions, args.drafts_per_session, texts))
     finally:
         for suffix in ("", "-wal", "-shm"):
