@@ -10,6 +10,8 @@ bearer-token check, read the JSON body, ``Pipeline.check`` the same drafts, answ
   answered, for ``--seconds`` — the throughput;
 - open loop: requests leave on schedule at each ``--rates`` offered rate whether or not earlier
   ones returned — p50/p95/p99 latency;
+- before both, each app's CPU per request called in this process (no sockets, no server): the
+  steadiest comparison on a shared machine;
 
 and prints the ratios against issue #13's targets (anchor throughput ≤ 1.4× ours, our p99 at 300
 req/s ≤ 1.5× the anchor's). Then ``--sessions`` concurrent WebSocket sessions sending drafts to
@@ -42,6 +44,8 @@ import httpx
 import websockets
 
 from qa_engine.pipeline import Pipeline
+from serve.app import create_app, freeze_start_up
+from serve.settings import ServeSettings
 
 try:  # the load generator on uvloop (a dependency of uvicorn[standard]) leaves the servers more of the CPU
     from uvloop import run
@@ -99,10 +103,8 @@ def anchor_app(pipeline: Pipeline, tokens: set[str]) -> Callable[..., Awaitable[
 def run_anchor(port: int) -> None:
     import uvicorn
 
-    from serve.app import freeze_start_up  # as `qa-engine serve` does: the same garbage-collector set-up
-
     app = anchor_app(Pipeline.from_config(), {TOKEN})
-    freeze_start_up()
+    freeze_start_up()  # as `qa-engine serve` does: the same garbage-collector set-up
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -232,6 +234,40 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+async def asgi_cost(apps: dict[str, Any], bodies: list[bytes], blocks: int = 8, per_block: int = 1000) -> dict[str, float]:
+    """CPU µs a ``POST /v1/check`` costs each ASGI app called in this process — no sockets, no
+    server — the fewest over ``blocks`` blocks taken in turn: the steadiest comparison of the apps."""
+    async def one(app: Any, body: bytes) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": "/v1/check", "raw_path": b"/v1/check",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
+                 "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {TOKEN}".encode()),
+                             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                 "state": {}}
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        statuses = []
+
+        async def receive() -> dict:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope, receive, send)
+        if statuses != [200]:
+            raise RuntimeError(f"in-process check answered {statuses}")
+
+    best = {name: float("inf") for name in apps}
+    for _ in range(blocks):
+        for name, app in apps.items():
+            started = time.process_time()
+            for index in range(per_block):
+                await one(app, bodies[index % len(bodies)])
+            best[name] = min(best[name], (time.process_time() - started) / per_block * 1e6)
+    return best
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process (all its threads) has used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -281,9 +317,28 @@ def main() -> None:
         pipeline.check(text)
         in_process.append((time.perf_counter() - started) * 1000)
     print(f"{'in-process pipeline.check':44}{summary(in_process)}")
+    log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"qa-bench-{os.getpid()}.sqlite3"
+    try:
+        compare_in_process(pipeline, texts, log_file)
+        compare_servers(args, texts, log_file)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{log_file}{suffix}").unlink(missing_ok=True)
 
+
+def compare_in_process(pipeline: Pipeline, texts: list[str], log_file: Path) -> None:
+    ours = create_app(ServeSettings(tokens=[TOKEN], rate_limit_per_minute=10**8, warning_log=str(log_file),
+                                    reload_interval_s=0), pipeline)
+    apps = {"anchor": anchor_app(pipeline, {TOKEN}), "ours": ours}
+    freeze_start_up()
+    cost = run(asgi_cost(apps, [json.dumps({"draft": t}, ensure_ascii=False).encode() for t in texts]))
+    ours.state.service.warning_log.close()
+    print(f"ASGI app called in process, CPU a request: anchor {cost['anchor']:.0f} µs, ours {cost['ours']:.0f} µs "
+          f"= {cost['ours'] / cost['anchor']:.2f}×")
+
+
+def compare_servers(args: argparse.Namespace, texts: list[str], log_file: Path) -> None:
     ports = {"anchor": free_port(), "ours": free_port()}
-    log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"qa-bench-{ports['ours']}.sqlite3"
     env = {**os.environ, "QA_ENGINE_TOKENS": TOKEN, "QA_ENGINE_RATE_LIMIT_PER_MINUTE": "100000000",
            "QA_ENGINE_WARNING_LOG": str(log_file)}
     commands = {"anchor": [sys.executable, str(Path(__file__).resolve()), "--anchor", str(ports["anchor"])],
@@ -293,33 +348,27 @@ def main() -> None:
           f"alternating); load generator: this process")
     answered = {name: [0, 0.0, 0.0] for name in ports}  # closed loop: requests answered, seconds, server CPU s
     latencies: dict[tuple[str, int], list[float]] = {(name, rate): [] for name in ports for rate in args.rates}
-    try:
-        with server(commands["anchor"], ports["anchor"], env) as anchor, \
-                server(commands["ours"], ports["ours"], env) as ours:
-            pids = {"anchor": anchor, "ours": ours}
-            for name, port in ports.items():
-                run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
-            for round_ in range(args.rounds):
-                for name in (ports if round_ % 2 == 0 else reversed(ports)):
-                    cpu = cpu_seconds(pids[name])
-                    done, errors, elapsed = run(closed_loop(ports[name], args.clients, args.seconds,
-                                                                    built[name]))
-                    cpu = cpu_seconds(pids[name]) - cpu
-                    answered[name] = [a + b for a, b in zip(answered[name], (done, elapsed, cpu))]
-                    print(f"round {round_ + 1} {name:7} closed loop, {args.clients} clients{'':7}"
-                          f"{done / elapsed:8.0f} req/s, server CPU {cpu / done * 1e6:4.0f} µs a request, "
-                          f"{errors} errors")
-                    for rate in args.rates:
-                        measured, errors, elapsed = run(open_loop(ports[name], rate, args.seconds,
-                                                                          built[name]))
-                        latencies[name, rate] += measured
-                        print(f"round {round_ + 1} {name:7} open loop @ {rate:4} req/s{'':3}{summary(measured)}   "
-                              f"{len(measured) / elapsed:6.0f} req/s done, {errors} errors")
-            sessions, errors, elapsed = run(websocket_sessions(
-                f"ws://127.0.0.1:{ports['ours']}", args.sessions, args.drafts_per_session, texts))
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{log_file}{suffix}").unlink(missing_ok=True)
+    with server(commands["anchor"], ports["anchor"], env) as anchor, \
+            server(commands["ours"], ports["ours"], env) as ours:
+        pids = {"anchor": anchor, "ours": ours}
+        for name, port in ports.items():
+            run(closed_loop(port, args.clients, 1.0, built[name]))  # warm-up, not measured
+        for round_ in range(args.rounds):
+            for name in (ports if round_ % 2 == 0 else reversed(ports)):
+                cpu = cpu_seconds(pids[name])
+                done, errors, elapsed = run(closed_loop(ports[name], args.clients, args.seconds, built[name]))
+                cpu = cpu_seconds(pids[name]) - cpu
+                answered[name] = [a + b for a, b in zip(answered[name], (done, elapsed, cpu))]
+                print(f"round {round_ + 1} {name:7} closed loop, {args.clients} clients{'':7}"
+                      f"{done / elapsed:8.0f} req/s, server CPU {cpu / done * 1e6:4.0f} µs a request, "
+                      f"{errors} errors")
+                for rate in args.rates:
+                    measured, errors, elapsed = run(open_loop(ports[name], rate, args.seconds, built[name]))
+                    latencies[name, rate] += measured
+                    print(f"round {round_ + 1} {name:7} open loop @ {rate:4} req/s{'':3}{summary(measured)}   "
+                          f"{len(measured) / elapsed:6.0f} req/s done, {errors} errors")
+        sessions, errors, elapsed = run(websocket_sessions(
+            f"ws://127.0.0.1:{ports['ours']}", args.sessions, args.drafts_per_session, texts))
     print("all rounds:")
     throughput = {name: done / seconds for name, (done, seconds, _) in answered.items()}
     cpu_each = {name: cpu / done * 1e6 for name, (done, _, cpu) in answered.items()}
@@ -330,7 +379,7 @@ def main() -> None:
     print(f"  ours    WebSocket, {args.sessions} sessions × {args.drafts_per_session} drafts  {summary(sessions)}   "
           f"{len(sessions) / elapsed:6.0f} drafts/s, {errors} errors")
     print(f"server CPU a request: ours / anchor = {cpu_each['ours'] / cpu_each['anchor']:.2f}× "
-          "(what the throughput ratio would be with a core to each server)")
+          "(about the throughput ratio were each server given a core of its own)")
     ratio = throughput["anchor"] / throughput["ours"]
     print(f"throughput: anchor / ours = {ratio:.2f}× (target ≤ {THROUGHPUT_TARGET}×: "
           f"{'met' if ratio <= THROUGHPUT_TARGET else 'NOT met'})")
