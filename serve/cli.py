@@ -17,7 +17,7 @@ def serve(
     try:
         import uvicorn
 
-        from serve.app import create_app
+        from serve.app import create_app, freeze_start_up
     except ImportError as exc:
         raise typer.BadParameter(f"the service needs its extra: pip install 'qa-engine[serve]' ({exc})") from None
     from serve.settings import ServeSettings
@@ -26,4 +26,6 @@ def serve(
         settings = ServeSettings.load(config)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    app = create_app(settings)
+    freeze_start_up()
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -22,10 +22,12 @@ def build(args: dict[str, Any]) -> serve.Application:
     config = args.get("config")
 
     def make_app():
-        from serve.app import create_app
+        from serve.app import create_app, freeze_start_up
         from serve.settings import ServeSettings
 
-        return create_app(ServeSettings.load(Path(config) if config else None))
+        app = create_app(ServeSettings.load(Path(config) if config else None))
+        freeze_start_up()
+        return app
 
     deployment = serve.deployment(
         serve.ingress(make_app)(type("QAEngineLive", (), {"__doc__": "Live warnings (qa-engine)."})),

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from anyio import to_thread
 from fastapi import WebSocket, WebSocketDisconnect
@@ -27,9 +27,7 @@ from pydantic import ValidationError
 from qa_engine.schema import Conversation, Role, Turn
 from qa_engine.text import fold
 from serve.models import LiveDraft, LiveMessage, LiveSent, LiveTurn, Warning, validation_fields
-
-if TYPE_CHECKING:
-    from serve.app import Service
+from serve.service import Service
 
 MAX_TURNS = 500
 log = logging.getLogger("qa_engine.serve")
@@ -114,16 +112,15 @@ class LiveSession:
             findings = await to_thread.run_sync(self.service.check, text, self.turns)
             if seq != self._latest_seq:
                 return  # superseded while being checked
-            await to_thread.run_sync(self.service.warning_log.shown, self.session_id, self.conversation_id, text,
-                                     findings, self.service.versions_json())
+            self.service.warning_log.shown(self.session_id, self.conversation_id, text, findings,
+                                           self.service.versions_json)  # queues the rows: no thread needed
         await self._send({"type": "warnings", "seq": seq, "warnings": [Warning.of(f).model_dump() for f in findings],
-                          "versions": self.service.versions()})
+                          "versions": self.service.versions})
 
     async def _sent(self, text: str) -> None:
         async with self._logging:
             findings = await to_thread.run_sync(self.service.check, text, self.turns)
-            ignored = await to_thread.run_sync(self.service.warning_log.sent, self.session_id, self.conversation_id,
-                                               text, findings)
+            ignored = self.service.warning_log.sent(self.session_id, self.conversation_id, text, findings)
             self._append(Turn(role=Role.AGENT, text=text))
             self._draft = None
         await self._send({"type": "sent", "ignored_rules": ignored})

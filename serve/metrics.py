@@ -20,11 +20,16 @@ class ServiceMetrics:
                                         registry=self.registry)
         self.sessions = Gauge("qa_live_sessions", "Open WebSocket sessions", registry=self.registry)
         self.reloads = Counter("qa_rule_reloads_total", "Rule pack reloads", ["outcome"], registry=self.registry)
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         route = route if route in KNOWN_ROUTES else "other"  # bounded label values
-        self.requests.labels(route=route, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        series = self._series.get((route, status))
+        if series is None:  # looked up once per route and status: ``labels`` takes a lock and builds a key
+            series = self._series[route, status] = (self.requests.labels(route=route, status=str(status)),
+                                                    self.latency.labels(route=route))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def warnings(self, findings: list[Finding]) -> None:
         for finding in findings:

@@ -63,10 +63,12 @@ class Warning(BaseModel):
 
     @classmethod
     def of(cls, finding: Finding) -> Warning:
-        return cls(start=finding.start or 0, end=finding.end or 0, evidence=finding.evidence,
-                   rule_id=finding.rule_id, category=finding.category, severity=finding.severity.value,
-                   citation=finding.citation, message=finding.message, rewrite=finding.rewrite,
-                   match=finding.match, confidence=finding.confidence)
+        """The finding's warning, unvalidated: a `Finding` is validated already and of these types."""
+        return cls.model_construct(start=finding.start or 0, end=finding.end or 0, evidence=finding.evidence,
+                                   rule_id=finding.rule_id, category=finding.category,
+                                   severity=finding.severity.value, citation=finding.citation,
+                                   message=finding.message, rewrite=finding.rewrite, match=finding.match,
+                                   confidence=finding.confidence)
 
 
 class CheckResponse(BaseModel):

@@ -8,9 +8,9 @@ give the same export.
 
 Writes never wait on the database: the service calls the log from its event loop, so ``shown``
 and ``sent`` only update the in-memory "rules warned since the session's last message" and queue
-the rows; a background thread writes whatever has queued, in one transaction, and retries with
-backoff (reconnecting) while the database is unreachable, so a restart of the shared database
-loses nothing. ``flush`` waits for the rows queued so far; ``close`` flushes and stops, and says
+the rows; a background thread writes what has queued in ``BATCH_WINDOW_S`` (at once when
+someone flushes or closes the log) in one transaction, and retries with backoff (reconnecting)
+while the database is unreachable, so a restart of the shared database loses nothing. ``flush`` waits for the rows queued so far; ``close`` flushes and stops, and says
 how many rows it could not write rather than dropping them silently.
 
 The warned-rules state is per process: a conversation's checks and its sent message must reach
@@ -59,6 +59,7 @@ IGNORED_QUERY = ("SELECT ts, session, conversation_id, text, ignored_rules FROM 
 SCHEMA_LOCK_KEY = 0x7161_656E_6769_6E65  # "qaengine"
 
 FLUSH_TIMEOUT_S = 10.0
+BATCH_WINDOW_S = 0.05  # rows gather this long into one transaction (a commit per request would cost the service CPU)
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 
@@ -205,6 +206,7 @@ class WarningLog:
         self._queued = 0  # rows ever queued
         self._written = 0  # rows ever committed (the queue is FIFO, so these are the first ones)
         self._closing = False
+        self._flushing = 0  # callers waiting in flush: the writer does not let a batch gather
         self._give_up = threading.Event()
         self._warned: dict[str, set[str]] = {}  # session → rules warned since its last sent message
         self._writer = threading.Thread(target=self._write_queued, name="warning-log-writer", daemon=True)
@@ -242,7 +244,13 @@ class WarningLog:
         """Wait until every row queued before this call is committed; WarningLogError after ``timeout``."""
         with self._cond:
             target = self._queued
-            if not self._cond.wait_for(lambda: self._written >= target, timeout):
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                written = self._cond.wait_for(lambda: self._written >= target, timeout)
+            finally:
+                self._flushing -= 1
+            if not written:
                 raise WarningLogError(f"{target - self._written} warning-log row(s) not yet written to "
                                       f"{self.target.describe()} after {timeout:g} s (the writer keeps retrying)")
 
@@ -268,9 +276,10 @@ class WarningLog:
         """Queue rows (the caller holds ``self._cond``)."""
         if self._closing:
             raise WarningLogError("the warning log is closed")
+        if not self._queue:
+            self._cond.notify_all()  # the writer waits for a first row only
         self._queue.extend(rows)
         self._queued += len(rows)
-        self._cond.notify_all()
 
     def _write_queued(self) -> None:
         """The writer thread: take everything queued, write it in one transaction, retry until it is in."""
@@ -282,6 +291,7 @@ class WarningLog:
                     self._cond.wait_for(lambda: self._queue or self._closing)
                     if not self._queue:
                         return  # closing, and everything is written
+                    self._cond.wait_for(lambda: self._flushing or self._closing, BATCH_WINDOW_S)
                     batch, self._queue = self._queue, []
             try:
                 self._db.write(batch)
