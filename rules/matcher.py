@@ -167,6 +167,9 @@ def _classify(term: str, typed: str, start: int, phonetic_map: OffsetMap | None,
 class RegexMatcher(Generic[Payload]):
     """Compiled regexes on the folded or compact view, with optional validators.
 
+    A regex with a group named ``value`` cites (and validates) that group only: the context
+    around it (卡号 before a number) must match but is not part of the finding.
+
     Most regexes cannot match most chat turns, and calling each one per turn is what costs: a
     regex runs only on texts holding at least one character of each of its `required_chars`
     sets, a sound pre-screen derived from the pattern itself (one bit per set, tested for a whole
@@ -216,10 +219,11 @@ class RegexMatcher(Generic[Payload]):
         if requires is not None and requires.search(text) is None:
             return []
         found = []
+        group = "value" if "value" in pattern.groupindex else 0  # context outside (?P<value>…) is not cited
         for hit in pattern.finditer(text):
-            if hit.end() == hit.start() or (validator is not None and not validator(hit.group())):
+            start, end = hit.span(group)
+            if end <= start or (validator is not None and not validator(hit.group(group))):
                 continue
-            start, end = hit.span()
             if view_name == "compact":
                 start, end = view.compact_to_original(start, end)
             found.append(Match(payload, start, end, "regex"))
