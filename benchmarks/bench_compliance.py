@@ -1,11 +1,13 @@
 """Compliance precision, recall and evasion on hand-written agent lines the rule packs were not written from.
 
-``benchmarks/data/compliance_lines.jsonl``: realistic agent turns (with the customer turn before them)
-written *blind* — by a helper session that never read the rule packs, their golden cases or the tests —
+``benchmarks/data/compliance_lines*.jsonl``: realistic agent turns (with the customer turn before them)
+written *blind* — by helper sessions that never read the rule packs, their golden cases or the tests —
 following ``models/ANNOTATION.md``, each labelled with its violation categories, its form (``plain``
 violation, ``disguised`` violation, innocent ``lookalike`` of a trigger word, ``clean``), the phenomenon
 (``class``) and a split: ``dev`` lines are the ones error classes may be studied on, ``test`` lines are
-only reported. Our own hand-written text (no corpus text), so it lives in the repository.
+only reported. Our own hand-written text (no corpus text), so it lives in the repository. Round 1
+(``compliance_lines.jsonl``, 427 lines) is split dev / test; round 2 (``compliance_lines_round2.jsonl``),
+written later by another session after the round-1 dev fixes, is all dev.
 
 A line is *flagged* when the pipeline counts a violation of a compliance category on the agent turn; a
 flagged violation line is *found* when one of its labelled categories is among those counted. Prints,
@@ -30,12 +32,12 @@ from qa_engine.pipeline import Pipeline
 from qa_engine.schema import Conversation, Role, Turn
 
 ROOT = Path(__file__).resolve().parents[1]
-LINES = ROOT / "benchmarks" / "data" / "compliance_lines.jsonl"
+DATA = ROOT / "benchmarks" / "data"
 TARGETS = {"precision": 0.95, "recall": 0.92, "disguised recall": 0.95, "look-alike false alarms (at most)": 0.05}
 
 
-def load_lines(path: Path = LINES) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_lines(paths: list[Path]) -> list[dict]:
+    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def line_conversation(line: dict) -> Conversation:
@@ -97,13 +99,13 @@ def systems() -> dict[str, Callable[[dict], set[str]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=Path, default=LINES)
+    parser.add_argument("--lines", type=Path, nargs="+", default=sorted(DATA.glob("compliance_lines*.jsonl")))
     parser.add_argument("--show", choices=("none", "dev", "test"), default="dev",
                         help="list the default rules' misses and false alarms of this split")
     args = parser.parse_args()
     lines = load_lines(args.lines)
     forms = Counter((line["split"], line["form"]) for line in lines)
-    print(f"{len(lines)} hand-written agent lines ({args.lines.name}): "
+    print(f"{len(lines)} hand-written agent lines ({', '.join(p.name for p in args.lines)}): "
           + ", ".join(f"{split}/{form} {n}" for (split, form), n in sorted(forms.items())))
     found = systems()
     for split in ("dev", "test", "all"):
