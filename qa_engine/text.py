@@ -17,7 +17,7 @@ Views, each derived from the previous one:
 - ``phonetic`` (built by `PhoneticFolder` for a given lexicon): every character that sounds
   like a lexicon character becomes that sound's representative, runs of Latin letters
   that spell such sounds in pinyin (``zui``) become the representatives too, and so does a
-  digit, read as its numeral (``唯1``, ``独1无2``).
+  digit, read as its numeral (``唯1``, ``独1无2``); a 💯 is skipped there, like any other emoji.
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ _NFKC_RANGES = ((0x2000, 0x206F), (0x2100, 0x214F), (0x2460, 0x24FF), (0x2E80, 0
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 
 # symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
-# misc symbols and the emoji planes, variation selectors and skin-tone modifiers
+# misc symbols and the emoji planes, variation selectors and skin-tone modifiers — except 💯, which says
+# 百分百 (💯后天到): the compact view keeps it for the regexes, the phonetic view skips it (最💯好 is 最好)
+HUNDRED = "\U0001f4af"
 _SEPARATOR = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
                         "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
-                        "\U0001f000-\U0001faff]")
+                        "\U0001f000-\U0001f4ae\U0001f4b0-\U0001faff]")
 _SEPARATOR_RUN = re.compile(_SEPARATOR.pattern + "+")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONED, _TONELESS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm"
@@ -345,6 +347,8 @@ class PhoneticFolder:
                 for syllable in split:
                     edits.append((pos, pos + len(syllable), self.representative[syllable]))
                     pos += len(syllable)
+        if HUNDRED in compact:
+            edits = sorted([*edits, *((m.start(), m.end(), "") for m in re.finditer(HUNDRED, compact))])
         derived, offsets = OffsetMap.apply(compact, edits)
         return from_code_points(self._table[code_points(derived)]), offsets
 

@@ -105,7 +105,7 @@ def test_phonetic_folder_splits_latin_runs_only_when_whole():
 
 
 def test_texts_normalised_together_keep_their_own_views_and_offsets():
-    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3."]
+    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3.", "💯 后天到 最💯好 💯💯", "💯"]
     together = TextBatch(texts)
     for index, text in enumerate(texts):
         view, alone = together.view(index), normalise(text)
@@ -115,3 +115,12 @@ def test_texts_normalised_together_keep_their_own_views_and_offsets():
         assert spans == [alone.compact_to_original(i, i + 1) for i in range(len(alone.compact))]
         assert all(view.folded[s:e].strip() for s, e in spans)  # every compact character cites typed text
     assert together.view(3).compact == "a b全网zui好".replace(" ", "")  # a typed NUL folds to a space
+
+
+
+def test_hundred_emoji_stays_for_the_regexes_and_is_skipped_by_terms(matcher):
+    # 💯 says 百分百 (💯后天到): kept in the compact view; between a term's characters it hides nothing
+    for text in ("💯后天到", "好的 💯 !", "全网最💯好"):
+        assert normalise(text).compact == TextBatch([text, ""]).view(0).compact == text.replace(" ", "")
+    text = "这款全网最💯好"
+    assert [(text[m.start:m.end], m.how) for m in matcher.find(TextBatch([text]))[0]] == [("全网最💯好", "literal")]
