@@ -10,7 +10,8 @@ Views, each derived from the previous one:
 
 - ``folded``: one character for one character (so offsets are the identity): NFKC
   compatibility forms, lower case, traditional→simplified (OpenCC ``t2s``, per character),
-  zero-width and other invisible characters turned into spaces.
+  Cyrillic and Greek look-alikes of Latin letters read as those letters, zero-width and other
+  invisible characters turned into spaces.
 - ``compact``: ``folded`` with runs of spaces and symbols removed (``.`` between two digits
   is kept, so ``99.9%`` survives). Clause punctuation (，。！？；：、) is kept, so words in
   different clauses never join.
@@ -41,6 +42,9 @@ _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d
 _NFKC_RANGES = ((0x2000, 0x206F), (0x2100, 0x214F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
                 (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF), (0x2F800, 0x2FA1F))
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
+# Cyrillic and Greek letters that look like Latin ones (nо.1 with a Cyrillic о, zuі): read as those letters
+_CONFUSABLES = dict(zip("аеорсухіјѕһԁԛԝАВЕКМНОРСТХІЈЅУοΟνκρτχΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
+                        "aeopcyxijshdqwabekmhopctxijsyoovkptxabehikmnoptxyz", strict=True))
 
 # symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
 # misc symbols and the emoji planes, variation selectors and skin-tone modifiers — except 💯, which says
@@ -158,6 +162,8 @@ def fold_table() -> dict[int, str]:
         table[ord(toned)] = toneless  # tone-marked pinyin (最dī价) reads as plain pinyin
     for char in _INVISIBLE + BOUNDARY:
         table[ord(char)] = " "
+    for char, latin in _CONFUSABLES.items():
+        table[ord(char)] = latin
     chars = [chr(code) for low, high in _CJK_RANGES for code in range(low, high + 1)]
     # newline-separated so OpenCC converts characters, never phrases across neighbours
     simplified = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")

@@ -124,3 +124,15 @@ def test_hundred_emoji_stays_for_the_regexes_and_is_skipped_by_terms(matcher):
         assert normalise(text).compact == TextBatch([text, ""]).view(0).compact == text.replace(" ", "")
     text = "这款全网最💯好"
     assert [(text[m.start:m.end], m.how) for m in matcher.find(TextBatch([text]))[0]] == [("全网最💯好", "literal")]
+
+
+@pytest.mark.parametrize(("typed", "folded"), [
+    ("nо.1", "no.1"),          # Cyrillic о
+    ("ΝΟ.1", "no.1"),          # Greek capitals
+    ("zuі好", "zui好"),         # Cyrillic і inside pinyin
+    ("β-胡萝卜素", "β-胡萝卜素"),  # a Greek letter with no Latin look-alike stays
+])
+def test_cyrillic_and_greek_look_alikes_read_as_latin(typed, folded):
+    view = normalise(typed)
+    assert view.folded == folded and len(view.folded) == len(typed)
+    assert TextBatch([typed, ""]).view(0).folded == folded
