@@ -38,9 +38,13 @@ _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d
 # Blocks whose compatibility forms are folded: full-width ASCII, CJK compatibility
 # ideographs and Kangxi radicals (look-alikes of ordinary characters), enclosed numbers,
 # general punctuation (odd spaces), CJK symbols, letter-like symbols and mathematical
-# alphanumerics (ℕ𝐨.𝟏 → no.1).
+# alphanumerics (ℕ𝐨.𝟏 → no.1), circled ideographs (㊀ → 一).
 _NFKC_RANGES = ((0x2000, 0x206F), (0x2100, 0x214F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
-                (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF), (0x2F800, 0x2FA1F))
+                (0x3200, 0x32FF), (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF),
+                (0x2F800, 0x2FA1F))
+# Blocks of digits drawn as symbols, read as the digit they stand for: Roman numerals (第Ⅰ), circled and
+# parenthesised digits (❶, ➀, ⓵, ⑴, 🄂) — their compatibility forms are longer than one character or none
+_DIGIT_RANGES = ((0x2150, 0x218F), (0x2460, 0x24FF), (0x2776, 0x2793), (0x1F100, 0x1F10F))
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 # Cyrillic and Greek letters that look like Latin ones (nо.1 with a Cyrillic о, zuі): read as those letters
 _CONFUSABLES = dict(zip("аеорсухіјѕһԁԛԝАВЕКМНОРСТХІЈЅУοΟνκρτχΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
@@ -156,6 +160,11 @@ def fold_table() -> dict[int, str]:
             folded = unicodedata.normalize("NFKC", chr(code)).lower()
             if len(folded) == 1 and folded != chr(code):
                 table[code] = " " if folded.isspace() else folded
+    for low, high in _DIGIT_RANGES:
+        for code in range(low, high + 1):
+            value = unicodedata.numeric(chr(code), None)
+            if code not in table and value is not None and value == int(value) and 0 <= value <= 9:
+                table[code] = str(int(value))
     for code in range(ord("A"), ord("Z") + 1):
         table[code] = chr(code).lower()
     for toned, toneless in zip(_TONED + _TONED.upper(), _TONELESS + _TONELESS, strict=True):

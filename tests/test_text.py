@@ -136,3 +136,13 @@ def test_cyrillic_and_greek_look_alikes_read_as_latin(typed, folded):
     view = normalise(typed)
     assert view.folded == folded and len(view.folded) == len(typed)
     assert TextBatch([typed, ""]).view(0).folded == folded
+
+
+@pytest.mark.parametrize(("typed", "folded"), [
+    ("第❶", "第1"), ("第➀", "第1"), ("第⓵", "第1"), ("第⑴", "第1"), ("第Ⅰ", "第1"), ("第ⅸ", "第9"),
+    ("①", "1"),                # NFKC already
+    ("㊀定", "一定"),            # a circled ideograph
+    ("⑩", "⑩"),               # ten is no single digit: left as typed
+])
+def test_digits_drawn_as_symbols_read_as_digits(typed, folded):
+    assert normalise(typed).folded == folded == TextBatch([typed, ""]).view(0).folded
