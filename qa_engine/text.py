@@ -10,14 +10,15 @@ Views, each derived from the previous one:
 
 - ``folded``: one character for one character (so offsets are the identity): NFKC
   compatibility forms, lower case, traditional→simplified (OpenCC ``t2s``, per character),
-  zero-width and other invisible characters turned into spaces.
+  Cyrillic and Greek look-alikes of Latin letters read as those letters, zero-width and other
+  invisible characters turned into spaces.
 - ``compact``: ``folded`` with runs of spaces and symbols removed (``.`` between two digits
   is kept, so ``99.9%`` survives). Clause punctuation (，。！？；：、) is kept, so words in
   different clauses never join.
 - ``phonetic`` (built by `PhoneticFolder` for a given lexicon): every character that sounds
   like a lexicon character becomes that sound's representative, runs of Latin letters
   that spell such sounds in pinyin (``zui``) become the representatives too, and so does a
-  digit, read as its numeral (``唯1``, ``独1无2``).
+  digit, read as its numeral (``唯1``, ``独1无2``); a 💯 is skipped there, like any other emoji.
 """
 
 from __future__ import annotations
@@ -37,16 +38,25 @@ _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d
 # Blocks whose compatibility forms are folded: full-width ASCII, CJK compatibility
 # ideographs and Kangxi radicals (look-alikes of ordinary characters), enclosed numbers,
 # general punctuation (odd spaces), CJK symbols, letter-like symbols and mathematical
-# alphanumerics (ℕ𝐨.𝟏 → no.1).
+# alphanumerics (ℕ𝐨.𝟏 → no.1), circled ideographs (㊀ → 一).
 _NFKC_RANGES = ((0x2000, 0x206F), (0x2100, 0x214F), (0x2460, 0x24FF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
-                (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF), (0x2F800, 0x2FA1F))
+                (0x3200, 0x32FF), (0xF900, 0xFAFF), (0xFE30, 0xFE6F), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF),
+                (0x2F800, 0x2FA1F))
+# Blocks of digits drawn as symbols, read as the digit they stand for: Roman numerals (第Ⅰ), circled and
+# parenthesised digits (❶, ➀, ⓵, ⑴, 🄂) — their compatibility forms are longer than one character or none
+_DIGIT_RANGES = ((0x2150, 0x218F), (0x2460, 0x24FF), (0x2776, 0x2793), (0x1F100, 0x1F10F))
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
+# Cyrillic and Greek letters that look like Latin ones (nо.1 with a Cyrillic о, zuі): read as those letters
+_CONFUSABLES = dict(zip("аеорсухіјѕһԁԛԝАВЕКМНОРСТХІЈЅУοΟνκρτχΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
+                        "aeopcyxijshdqwabekmhopctxijsyoovkptxabehikmnoptxyz", strict=True))
 
 # symbols and emoji count as separators too (最✨好, 全👍网): the arrows, dingbats, geometric shapes,
-# misc symbols and the emoji planes, variation selectors and skin-tone modifiers
+# misc symbols and the emoji planes, variation selectors and skin-tone modifiers — except 💯, which says
+# 百分百 (💯后天到): the compact view keeps it for the regexes, the phonetic view skips it (最💯好 is 最好)
+HUNDRED = "\U0001f4af"
 _SEPARATOR = re.compile(r"[\s\-_*·•~|/\\+=#@^`'\"<>()\[\]{}【】（）「」『』〈〉《》“”‘’…—."
                         "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\ufe00-\ufe0f"
-                        "\U0001f000-\U0001faff]")
+                        "\U0001f000-\U0001f4ae\U0001f4b0-\U0001faff]")
 _SEPARATOR_RUN = re.compile(_SEPARATOR.pattern + "+")
 LATIN_RUN = re.compile(r"[a-z]+")  # a run of (folded) Latin letters: pinyin candidates
 _TONED, _TONELESS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm"
@@ -150,12 +160,19 @@ def fold_table() -> dict[int, str]:
             folded = unicodedata.normalize("NFKC", chr(code)).lower()
             if len(folded) == 1 and folded != chr(code):
                 table[code] = " " if folded.isspace() else folded
+    for low, high in _DIGIT_RANGES:
+        for code in range(low, high + 1):
+            value = unicodedata.numeric(chr(code), None)
+            if code not in table and value is not None and value == int(value) and 0 <= value <= 9:
+                table[code] = str(int(value))
     for code in range(ord("A"), ord("Z") + 1):
         table[code] = chr(code).lower()
     for toned, toneless in zip(_TONED + _TONED.upper(), _TONELESS + _TONELESS, strict=True):
         table[ord(toned)] = toneless  # tone-marked pinyin (最dī价) reads as plain pinyin
     for char in _INVISIBLE + BOUNDARY:
         table[ord(char)] = " "
+    for char, latin in _CONFUSABLES.items():
+        table[ord(char)] = latin
     chars = [chr(code) for low, high in _CJK_RANGES for code in range(low, high + 1)]
     # newline-separated so OpenCC converts characters, never phrases across neighbours
     simplified = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
@@ -345,6 +362,8 @@ class PhoneticFolder:
                 for syllable in split:
                     edits.append((pos, pos + len(syllable), self.representative[syllable]))
                     pos += len(syllable)
+        if HUNDRED in compact:
+            edits = sorted([*edits, *((m.start(), m.end(), "") for m in re.finditer(HUNDRED, compact))])
         derived, offsets = OffsetMap.apply(compact, edits)
         return from_code_points(self._table[code_points(derived)]), offsets
 

@@ -105,7 +105,7 @@ def test_phonetic_folder_splits_latin_runs_only_when_whole():
 
 
 def test_texts_normalised_together_keep_their_own_views_and_offsets():
-    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3."]
+    texts = ["全 網-最\u200b好", "", "99.9% 第1", "a\x00b 全网zui好", "ＮＯ．１", "1..2 .5 3.", "💯 后天到 最💯好 💯💯", "💯"]
     together = TextBatch(texts)
     for index, text in enumerate(texts):
         view, alone = together.view(index), normalise(text)
@@ -115,3 +115,34 @@ def test_texts_normalised_together_keep_their_own_views_and_offsets():
         assert spans == [alone.compact_to_original(i, i + 1) for i in range(len(alone.compact))]
         assert all(view.folded[s:e].strip() for s, e in spans)  # every compact character cites typed text
     assert together.view(3).compact == "a b全网zui好".replace(" ", "")  # a typed NUL folds to a space
+
+
+
+def test_hundred_emoji_stays_for_the_regexes_and_is_skipped_by_terms(matcher):
+    # 💯 says 百分百 (💯后天到): kept in the compact view; between a term's characters it hides nothing
+    for text in ("💯后天到", "好的 💯 !", "全网最💯好"):
+        assert normalise(text).compact == TextBatch([text, ""]).view(0).compact == text.replace(" ", "")
+    text = "这款全网最💯好"
+    assert [(text[m.start:m.end], m.how) for m in matcher.find(TextBatch([text]))[0]] == [("全网最💯好", "literal")]
+
+
+@pytest.mark.parametrize(("typed", "folded"), [
+    ("nо.1", "no.1"),          # Cyrillic о
+    ("ΝΟ.1", "no.1"),          # Greek capitals
+    ("zuі好", "zui好"),         # Cyrillic і inside pinyin
+    ("β-胡萝卜素", "β-胡萝卜素"),  # a Greek letter with no Latin look-alike stays
+])
+def test_cyrillic_and_greek_look_alikes_read_as_latin(typed, folded):
+    view = normalise(typed)
+    assert view.folded == folded and len(view.folded) == len(typed)
+    assert TextBatch([typed, ""]).view(0).folded == folded
+
+
+@pytest.mark.parametrize(("typed", "folded"), [
+    ("第❶", "第1"), ("第➀", "第1"), ("第⓵", "第1"), ("第⑴", "第1"), ("第Ⅰ", "第1"), ("第ⅸ", "第9"),
+    ("①", "1"),                # NFKC already
+    ("㊀定", "一定"),            # a circled ideograph
+    ("⑩", "⑩"),               # ten is no single digit: left as typed
+])
+def test_digits_drawn_as_symbols_read_as_digits(typed, folded):
+    assert normalise(typed).folded == folded == TextBatch([typed, ""]).view(0).folded
