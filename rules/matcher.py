@@ -177,10 +177,12 @@ class RegexMatcher(Generic[Payload]):
     """
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
-        # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text)
-        self._entries = [(re.compile(pattern), view, validator,
+        # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text).
+        # A pattern ``A|B|C`` runs as its branches, each with its own (sharper) screen.
+        self._entries = [(re.compile(branch), view, validator,
                           re.compile("|".join(map(re.escape, requires))) if requires else None, payload)
-                         for pattern, view, validator, requires, payload in entries]
+                         for pattern, view, validator, requires, payload in entries
+                         for branch in top_level_branches(pattern)]
         screens = [required_chars(entry[0]) for entry in self._entries]
         sets = sorted({chars for screen in screens for chars in screen}, key=sorted)
         chars = sorted({char for chars in sets for char in chars})
@@ -189,14 +191,14 @@ class RegexMatcher(Generic[Payload]):
         self._slot[[ord(char) for char in chars]] = np.arange(1, len(chars) + 1)
         words = max(1, -(-len(sets) // 64))
         self._slot_masks = np.zeros((len(chars) + 1, words), dtype=np.uint64)
-        self._needs = np.zeros((len(screens), words), dtype=np.uint64)
+        self._needs = np.zeros((words, len(screens)), dtype=np.uint64)  # per 64-set word: the bits regex k needs
         for j, members in enumerate(sets):
             bit = np.uint64(1 << (j % 64))
             for char in members:
                 self._slot_masks[chars.index(char) + 1, j // 64] |= bit
             for k, screen in enumerate(screens):
                 if members in screen:
-                    self._needs[k, j // 64] |= bit
+                    self._needs[j // 64, k] |= bit
 
     def find(self, batch: TextBatch) -> dict[int, list[Match[Payload]]]:
         """Hits by text of the batch; a regex runs only on the texts holding a character of each
@@ -207,7 +209,9 @@ class RegexMatcher(Generic[Payload]):
         # the folded view's characters: a superset of the compact view's; the boundary is in no set
         starts = np.minimum(batch.starts, batch.folded_codes.size - 1)
         masks = np.bitwise_or.reduceat(self._slot_masks[self._slot[batch.folded_codes]], starts, axis=0)
-        passes = ((masks[:, None, :] & self._needs[None, :, :]) == self._needs[None, :, :]).all(axis=2)
+        passes = np.ones((len(masks), len(self._entries)), dtype=bool)
+        for word, needs in enumerate(self._needs):  # texts × regexes, one 64-set word at a time
+            passes &= (masks[:, word, None] & needs) == needs
         for text, k in zip(*(axis.tolist() for axis in np.nonzero(passes))):
             if hits := self._find(k, batch.view(text)):
                 found.setdefault(text, []).extend(hits)
@@ -228,6 +232,40 @@ class RegexMatcher(Generic[Payload]):
                 start, end = view.compact_to_original(start, end)
             found.append(Match(payload, start, end, "regex"))
         return found
+
+
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+
+
+def top_level_branches(pattern: str) -> list[str]:
+    """The branches of a pattern that is one top-level alternation (``A|B|C`` → A, B, C), else the
+    pattern itself. Run one by one they find what the whole finds (overlaps within a category are
+    resolved later, longest first). Patterns with flags, group names or back-references stay whole."""
+    parsed = _parser.parse(pattern)
+    if (len(parsed) != 1 or parsed[0][0] is not _constants.BRANCH or re.compile(pattern).groupindex
+            or (pattern.startswith("(?") and pattern[2:3].isalpha()) or _BACKREFERENCE.search(pattern)):
+        return [pattern]
+    branches, depth, start, index, in_class = [], 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 1
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            index += pattern[index + 1:index + 2] == "^"
+            index += pattern[index + 1:index + 2] == "]"  # a leading ] is a member
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            branches.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    branches.append(pattern[start:])
+    return branches if len(branches) == len(parsed[0][1][1]) else [pattern]
 
 
 # characters found in most chat turns (function words, chat particles, digits): poor screens

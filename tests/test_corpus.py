@@ -177,3 +177,33 @@ def test_one_text_and_many_texts_build_the_same_views_on_every_real_turn():
         assert (one.folded, one.compact) == (many.folded, many.compact), text
         ends = [0, len(one.compact) - 1] if one.compact else []
         assert [one.compact_to_original(i, i + 1) for i in ends] == [many.compact_to_original(i, i + 1) for i in ends]
+
+
+def test_an_alternation_runs_as_its_branches_and_they_find_what_the_whole_finds():
+    """A pack regex ``A|B|C`` runs branch by branch (each with its own sharper screen); patterns
+    that a split could change stay whole. On every real turn and every golden case text, each match
+    of a whole pattern is found at the same span by one of its branches."""
+    import re
+
+    import yaml
+
+    from rules.matcher import top_level_branches
+    from rules.pack import BUNDLED_PACKS, load_rulebook
+
+    assert top_level_branches("你(是不是)?傻|滚[开蛋]|[|]x") == ["你(是不是)?傻", "滚[开蛋]", "[|]x"]
+    assert top_level_branches(r"a\|b|c") == [r"a\|b", "c"]
+    for whole in ("(?i)top1|no1", r"(?P<value>\d{16})|卡号", r"(对)\1|好", "全网最好|全网最低", "(a|b)c"):
+        assert top_level_branches(whole) == [whole]  # flags, names, back-references, a shared prefix, a group
+    patterns = [spec.pattern for rule in load_rulebook().rules for spec in rule.regexes]
+    assert any(len(top_level_branches(p)) > 1 for p in patterns)
+    texts = [case["text"] for path in BUNDLED_PACKS.glob("*.cases.yaml")
+             for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]]
+    if CORPORA.exists():
+        from models.corpus import conversations
+        texts += [t.text for c in conversations(CORPORA) for t in c.turns]
+    for pattern in patterns:
+        whole, branches = re.compile(pattern), [re.compile(b) for b in top_level_branches(pattern)]
+        for text in texts:
+            for hit in whole.finditer(text):
+                assert any(b.match(text, hit.start()) and b.match(text, hit.start()).end() == hit.end()
+                           for b in branches), (pattern, text, hit.span())
