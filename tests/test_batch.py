@@ -321,17 +321,34 @@ class Planned(Exception):
 
 def test_the_job_gives_the_actors_the_gpus_it_decided(tmp_path, local_ray, monkeypatch):
     pytest.importorskip("onnxruntime")
-    split_sample(tmp_path / "month", 2)
+    split_sample(tmp_path / "month", 4)
     asked = []
 
-    def plan(self, fn, **options):
+    def plan(self, **options):
         asked.append(options)
         raise Planned
 
-    monkeypatch.setattr(ray.data.Dataset, "map_batches", plan)
+    monkeypatch.setattr(ray.actor.ActorClass, "options", plan)
     for gpus, config, workers in ((0, MODELS_CONFIG, 2), (2, MODELS_CONFIG, 2), (2, None, 2), (1, MODELS_CONFIG, 4)):
         monkeypatch.setattr(ray, "cluster_resources", cluster(gpus))
         with pytest.raises(Planned):
             run_job([str(tmp_path / "month")], tmp_path / f"out-{len(asked)}", workers=workers, config=config)
     assert [options["num_gpus"] for options in asked] == [None, 1.0, None, 0.25]
     assert all(options["num_cpus"] == 1 for options in asked)
+
+
+def test_never_more_actors_than_shards(tmp_path, local_ray, monkeypatch):
+    from ray.util import ActorPool
+
+    split_sample(tmp_path / "month", 2)
+    pools = []
+
+    def pool(actors):
+        pools.append(len(actors))
+        return ActorPool(actors)
+
+    monkeypatch.setattr(ray.util, "ActorPool", pool)
+    summary = run_job([str(tmp_path / "month")], tmp_path / "out", workers=3)
+    assert pools == [2] and summary.scored == 300  # a third actor would only have started and idled
+    run_job([str(tmp_path / "month")], tmp_path / "out", workers=3, resume=True)
+    assert pools == [2]  # everything committed: no actor at all
