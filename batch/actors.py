@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from batch.aggregates import build_aggregates
 from batch.schemas import FINDINGS, PARTIALS, QUARANTINE, conversations_schema
 from batch.shards import Shard, shard_path, write_table_atomic
 from qa_engine.errors import RecordError
@@ -56,6 +57,11 @@ class ShardScorer:
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
                 "violations_by_category": dict(sorted(categories.items())),
                 "seconds": round(time.perf_counter() - started, 3)}
+
+
+    def aggregate(self, shards: list[str], categories: list[str], fcr_window_days: int) -> None:
+        """`build_aggregates` here, not in the driver: it reads columns of every shard."""
+        build_aggregates(self.out, shards, categories, fcr_window_days)
 
 
 def _load(path: Path) -> FileLoad:

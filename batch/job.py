@@ -85,13 +85,16 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     remove_stale_temporaries(out)
     todo = [s for s in shards if not manifest.committed(s)]
     by_key = {s.key: s for s in todo}
-    if todo:
-        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, uses_models(pipeline), config, verbose):
+    rollup = ([s.key for s in shards], sorted(pipeline.scorecard.scored_categories), fcr_window_days)
+    if todo:  # an actor rolls up the aggregates before Ray shuts down: the rows never reach the driver
+        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, uses_models(pipeline), config,
+                                   verbose, rollup):
             summary = {k: v for k, v in row.items() if k != "key"}
             manifest.commit(by_key[row["key"]], summary)
             if on_shard is not None:
                 on_shard(summary)
-    build_aggregates(out, [s.key for s in shards], sorted(pipeline.scorecard.scored_categories), fcr_window_days)
+    else:
+        build_aggregates(out, *rollup)
     totals = JobSummary(shards=len(shards), shards_skipped=len(shards) - len(todo),
                         elapsed_s=time.perf_counter() - started)
     for shard in shards:
@@ -128,9 +131,10 @@ def actor_gpus(models: bool, workers: int, gpus_per_worker: float | None,
 
 def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: int,
                     gpus_per_worker: float | None, models: bool, config: Path | None,
-                    verbose: bool) -> Iterator[dict]:
+                    verbose: bool, rollup: tuple[list[str], list[str], int]) -> Iterator[dict]:
     """Each shard's summary as soon as it is committed: ``workers`` actors (never more than there are
-    shards), each building the pipeline once, are handed one shard at a time.
+    shards), each building the pipeline once, are handed one shard at a time; when all are done, one
+    of them builds the aggregates (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
 
     Plain Ray actors (`ray.util.ActorPool`), not Ray Data: a job of a few dozen shards needs none of
     its operators, and it would start three helper actors and import pandas in the driver."""
@@ -156,9 +160,9 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
     try:
         scorer = ray.remote(ShardScorer).options(num_cpus=1, num_gpus=gpus or None, max_restarts=-1,
                                                  max_task_retries=-1)  # a lost node's shards run again
-        pool = ActorPool([scorer.remote(str(out.resolve()), str(config.resolve()) if config else None)
-                          for _ in range(actors)])
-        yield from pool.map_unordered(lambda actor, shard: actor.score_shard.remote(shard), todo)
+        scorers = [scorer.remote(str(out.resolve()), str(config.resolve()) if config else None) for _ in range(actors)]
+        yield from ActorPool(scorers).map_unordered(lambda actor, shard: actor.score_shard.remote(shard), todo)
+        ray.get(scorers[0].aggregate.remote(*rollup))
     finally:
         if started_here:
             ray.shutdown()

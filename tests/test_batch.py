@@ -283,6 +283,19 @@ def test_aggregates_equal_a_direct_count_of_the_conversations(tmp_path, local_ra
         assert agent["fcr_rate"] is None and "not measured" in agent["fcr_note"]  # the sample has no customer ids
 
 
+def test_an_actor_not_the_driver_rolls_up_the_aggregates(tmp_path, local_ray, monkeypatch):
+    import batch.job
+
+    split_sample(tmp_path / "month", shards=2)
+    in_driver = []
+    monkeypatch.setattr(batch.job, "build_aggregates", lambda *args: in_driver.append(args))
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    teams = pq.read_table(tmp_path / "out" / "aggregates" / "by_team.parquet").to_pylist()
+    assert not in_driver and sum(t["conversations"] for t in teams) == 300
+    run_job([str(tmp_path / "month")], tmp_path / "out", resume=True)  # nothing left to score: no actor
+    assert len(in_driver) == 1
+
+
 def test_a_batch_run_prints_no_ray_log_lines_unless_verbose(tmp_path):
     split_sample(tmp_path / "month", shards=1)
     quiet = subprocess.run([EXE, "batch", str(tmp_path / "month"), "-o", str(tmp_path / "quiet"), "--no-progress"],
