@@ -146,9 +146,10 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
 
     actors = min(workers, len(todo))
     level = logging.INFO if verbose else logging.ERROR
-    started_here = False
+    started_here = local = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
+        local = not address
         with _backend_log_level(None if verbose else "fatal"):  # Ray's C++ core reads it as it starts
             if address:
                 ray.init(address=address, log_to_driver=verbose, logging_level=level)
@@ -164,6 +165,8 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
         yield from ActorPool(scorers).map_unordered(lambda actor, shard: actor.score_shard.remote(shard), todo)
         ray.get(scorers[0].aggregate.remote(*rollup))
     finally:
+        if local:  # ray.shutdown() stops the autoscaler monitor after the GCS, and the monitor spends the
+            ray._private.worker._global_node.kill_monitor(check_alive=False)  # 1 s grace reporting to it
         if started_here:
             ray.shutdown()
 
