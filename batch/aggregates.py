@@ -29,9 +29,9 @@ def build_aggregates(out: Path, shards: list[str], categories: list[str],
     (``categories``: the violation categories given a column each, besides any the shards found) and returned."""
     if not shards:
         return {}
-    partials = _read([shard_path(out, "partials", key) for key in shards]).to_pylist()
+    partials = pq.read_table([shard_path(out, "partials", key) for key in shards]).to_pylist()
     categories = sorted({*categories, *(c for p in partials for c, _ in p["violations_by_category"])})
-    contacts = _read([shard_path(out, "conversations", key) for key in shards], _FCR_COLUMNS).to_pydict()
+    contacts = pq.read_table([shard_path(out, "conversations", key) for key in shards], columns=_FCR_COLUMNS).to_pydict()
     flags = first_contact_resolution(list(zip(contacts["customer_id"], contacts["start_time"], contacts["resolution"])),
                                      fcr_window_days)
     results: dict[str, pa.Table] = {}
@@ -53,16 +53,6 @@ def build_aggregates(out: Path, shards: list[str], categories: list[str],
         write_table_atomic(rows, out / "aggregates" / f"{name}.parquet", schema)
         results[name] = pa.Table.from_pylist(rows, schema=schema)
     return results
-
-
-def _read(paths: list[Path], columns: list[str] | None = None) -> pa.Table:
-    """The files as one table, read one by one: ``pq.read_table`` goes through ``pyarrow.dataset``,
-    which imports pandas (some 50 MB in the driver)."""
-    tables = []
-    for path in paths:
-        with pq.ParquetFile(path) as file:
-            tables.append(file.read(columns=columns))
-    return pa.concat_tables(tables)
 
 
 def _row(keys: list[str], key: tuple[Any, ...], counts: Counter[str], score_sum: float, categories: list[str],
