@@ -58,7 +58,6 @@ class ShardScorer:
                 "violations_by_category": dict(sorted(categories.items())),
                 "seconds": round(time.perf_counter() - started, 3)}
 
-
     def aggregate(self, shards: list[str], categories: list[str], fcr_window_days: int) -> None:
         """`build_aggregates` here, not in the driver: it reads columns of every shard."""
         build_aggregates(self.out, shards, categories, fcr_window_days)
