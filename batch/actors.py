@@ -1,13 +1,13 @@
-"""The Ray Data UDF: one actor scores whole shards with a pipeline it builds once."""
+"""The scoring actor: scores whole shards with a pipeline it builds once."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from batch.aggregates import build_aggregates
 from batch.schemas import FINDINGS, PARTIALS, QUARANTINE, conversations_schema
 from batch.shards import Shard, shard_path, write_table_atomic
 from qa_engine.errors import RecordError
@@ -16,8 +16,8 @@ from qa_engine.tables import conversation_row, finding_rows, versions_json
 
 
 class ShardScorer:
-    """Callable class for ``map_batches``: the pipeline (rule packs, models) loads in
-    ``__init__``, once per actor; each call scores shards and commits their outputs.
+    """A Ray actor's class (``batch.job``): the pipeline (rule packs, models) loads in ``__init__``,
+    once per actor; each `score_shard` call scores one shard and commits its outputs.
 
     An actor that Ray gave a GPU (``batch.job.actor_gpus``) sees only that one, and model
     detectors with ``device: auto`` run there.
@@ -37,11 +37,6 @@ class ShardScorer:
         self.conversations_schema = conversations_schema(list(self.pipeline.scorecard.sections))
         self.node = ray.get_runtime_context().get_node_id()  # recorded per shard in the manifest
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        summaries = [self.score_shard(Shard(path=str(p), key=str(k), size=int(s)))
-                     for p, k, s in zip(batch["path"], batch["key"], batch["size"])]
-        return {name: [summary[name] for summary in summaries] for name in summaries[0]} if summaries else {}
-
     def score_shard(self, shard: Shard) -> dict[str, Any]:
         started = time.perf_counter()
         conversations, findings, quarantined = [], [], []
@@ -60,8 +55,12 @@ class ShardScorer:
         return {"key": shard.key, "node": self.node, "records_in": loaded.records_read,
                 "records_scored": loaded.records_scored, "records_quarantined": loaded.records_quarantined,
                 "scored": len(conversations), "quarantined": len(quarantined), "findings": len(findings),
-                "violations_by_category": json.dumps(dict(sorted(categories.items())), ensure_ascii=False),
+                "violations_by_category": dict(sorted(categories.items())),
                 "seconds": round(time.perf_counter() - started, 3)}
+
+    def aggregate(self, shards: list[str], categories: list[str], fcr_window_days: int) -> None:
+        """`build_aggregates` here, not in the driver: it reads columns of every shard."""
+        build_aggregates(self.out, shards, categories, fcr_window_days)
 
 
 def _load(path: Path) -> FileLoad:

@@ -32,7 +32,7 @@ def batch(
     fcr_days: Annotated[int, typer.Option(min=1, help="First-contact resolution: a resolved conversation counts "
                                                       "when its customer does not contact again within these days.")]
     = FCR_WINDOW_DAYS,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own log lines and progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own log lines.")] = False,
 ) -> None:
     """Score a month of transcripts with a Ray actor pool; resumable, exactly once per conversation."""
     try:

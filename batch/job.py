@@ -1,7 +1,7 @@
-"""The batch job: shards → Ray Data actor pool → committed Parquet shards → aggregates.
+"""The batch job: shards → Ray actor pool → committed Parquet shards → aggregates.
 
 The only module that imports ``ray``. With no address it starts an embedded local Ray
-sized to the workers; with ``--address`` or ``RAY_ADDRESS`` it joins an existing cluster and
+with a CPU for each actor; with ``--address`` or ``RAY_ADDRESS`` it joins an existing cluster and
 runs the same code there (inputs and output must then be on storage every node sees).
 """
 
@@ -15,12 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.actors import ShardScorer
 from batch.aggregates import build_aggregates
-from batch.shards import Manifest, discover, remove_stale_temporaries
+from batch.shards import Manifest, Shard, discover, remove_stale_temporaries
 from qa_engine.config import load_pipeline
 from qa_engine.pipeline import Pipeline
 from qa_engine.tables import FCR_WINDOW_DAYS
@@ -59,7 +59,7 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
             verbose: bool = False) -> JobSummary:
     """Score every input shard not yet committed; return totals over all committed shards.
     ``gpus_per_worker``: what each actor asks Ray for (``None``: `actor_gpus` decides);
-    ``verbose`` lets Ray's own log lines and progress bars through (quiet by default)."""
+    ``verbose`` lets Ray's own log lines through (quiet by default)."""
     started = time.perf_counter()
     out = Path(out)
     try:
@@ -85,14 +85,16 @@ def run_job(inputs: list[str], out: Path, *, address: str | None = None, workers
     remove_stale_temporaries(out)
     todo = [s for s in shards if not manifest.committed(s)]
     by_key = {s.key: s for s in todo}
-    if todo:
-        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, uses_models(pipeline), config, verbose):
+    rollup = ([s.key for s in shards], sorted(pipeline.scorecard.scored_categories), fcr_window_days)
+    if todo:  # an actor rolls up the aggregates before Ray shuts down: the rows never reach the driver
+        for row in _score_with_ray(todo, out, address, workers, gpus_per_worker, uses_models(pipeline), config,
+                                   verbose, rollup):
             summary = {k: v for k, v in row.items() if k != "key"}
-            summary["violations_by_category"] = json.loads(summary["violations_by_category"])
             manifest.commit(by_key[row["key"]], summary)
             if on_shard is not None:
                 on_shard(summary)
-    build_aggregates(out, [s.key for s in shards], sorted(pipeline.scorecard.scored_categories), fcr_window_days)
+    else:
+        build_aggregates(out, *rollup)
     totals = JobSummary(shards=len(shards), shards_skipped=len(shards) - len(todo),
                         elapsed_s=time.perf_counter() - started)
     for shard in shards:
@@ -127,37 +129,44 @@ def actor_gpus(models: bool, workers: int, gpus_per_worker: float | None,
     return min(1.0, math.floor(gpus / workers * 10_000) / 10_000)
 
 
-def _score_with_ray(todo: list, out: Path, address: str | None, workers: int, gpus_per_worker: float | None,
-                    models: bool, config: Path | None, verbose: bool):
+def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: int,
+                    gpus_per_worker: float | None, models: bool, config: Path | None,
+                    verbose: bool, rollup: tuple[list[str], list[str], int]) -> Iterator[dict]:
+    """Each shard's summary as soon as it is committed: ``workers`` actors (never more than there are
+    shards), each building the pipeline once, are handed one shard at a time; when all are done, one
+    of them builds the aggregates (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
+
+    Plain Ray actors (`ray.util.ActorPool`), not Ray Data: a job of a few dozen shards needs none of
+    its operators, and it would start three helper actors and import pandas in the driver."""
     try:
         import ray
-        import ray.data
+        from ray.util import ActorPool
     except ImportError:
         raise BatchError("the batch job needs Ray: pip install 'qa-engine[batch]'") from None
 
+    actors = min(workers, len(todo))
     level = logging.INFO if verbose else logging.ERROR
-    started_here = False
+    started_here = local = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
+        local = not address
         with _backend_log_level(None if verbose else "fatal"):  # Ray's C++ core reads it as it starts
             if address:
                 ray.init(address=address, log_to_driver=verbose, logging_level=level)
-            else:  # one CPU more than the actors, so Ray Data's own tasks never wait for one
-                ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=verbose,
-                         logging_level=level, object_store_memory=256 * 1024 * 1024)
+            else:  # a CPU an actor: Ray starts that many worker processes ahead, and no more
+                ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=verbose, logging_level=level,
+                         object_store_memory=256 * 1024 * 1024)
         started_here = True
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = verbose
-    logging.getLogger("ray.data").setLevel(level)
-    gpus = actor_gpus(models, workers, gpus_per_worker, ray.cluster_resources)
+    gpus = actor_gpus(models, actors, gpus_per_worker, ray.cluster_resources)
     try:
-        dataset = ray.data.from_items([asdict(shard) for shard in todo]).map_batches(
-            ShardScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
-            num_gpus=gpus or None,
-            fn_constructor_kwargs={"out": str(out.resolve()), "config": str(config.resolve()) if config else None},
-        )
-        yield from dataset.iter_rows()
+        scorer = ray.remote(ShardScorer).options(num_cpus=1, num_gpus=gpus or None, max_restarts=-1,
+                                                 max_task_retries=-1)  # a lost node's shards run again
+        scorers = [scorer.remote(str(out.resolve()), str(config.resolve()) if config else None) for _ in range(actors)]
+        yield from ActorPool(scorers).map_unordered(lambda actor, shard: actor.score_shard.remote(shard), todo)
+        ray.get(scorers[0].aggregate.remote(*rollup))
     finally:
+        if local:  # ray.shutdown() stops the autoscaler monitor after the GCS, and the monitor spends the
+            ray._private.worker._global_node.kill_monitor(check_alive=False)  # 1 s grace reporting to it
         if started_here:
             ray.shutdown()
 

@@ -283,6 +283,19 @@ def test_aggregates_equal_a_direct_count_of_the_conversations(tmp_path, local_ra
         assert agent["fcr_rate"] is None and "not measured" in agent["fcr_note"]  # the sample has no customer ids
 
 
+def test_an_actor_not_the_driver_rolls_up_the_aggregates(tmp_path, local_ray, monkeypatch):
+    import batch.job
+
+    split_sample(tmp_path / "month", shards=2)
+    in_driver = []
+    monkeypatch.setattr(batch.job, "build_aggregates", lambda *args: in_driver.append(args))
+    run_job([str(tmp_path / "month")], tmp_path / "out")
+    teams = pq.read_table(tmp_path / "out" / "aggregates" / "by_team.parquet").to_pylist()
+    assert not in_driver and sum(t["conversations"] for t in teams) == 300
+    run_job([str(tmp_path / "month")], tmp_path / "out", resume=True)  # nothing left to score: no actor
+    assert len(in_driver) == 1
+
+
 def test_a_batch_run_prints_no_ray_log_lines_unless_verbose(tmp_path):
     split_sample(tmp_path / "month", shards=1)
     quiet = subprocess.run([EXE, "batch", str(tmp_path / "month"), "-o", str(tmp_path / "quiet"), "--no-progress"],
@@ -321,17 +334,34 @@ class Planned(Exception):
 
 def test_the_job_gives_the_actors_the_gpus_it_decided(tmp_path, local_ray, monkeypatch):
     pytest.importorskip("onnxruntime")
-    split_sample(tmp_path / "month", 2)
+    split_sample(tmp_path / "month", 4)
     asked = []
 
-    def plan(self, fn, **options):
+    def plan(self, **options):
         asked.append(options)
         raise Planned
 
-    monkeypatch.setattr(ray.data.Dataset, "map_batches", plan)
+    monkeypatch.setattr(ray.actor.ActorClass, "options", plan)
     for gpus, config, workers in ((0, MODELS_CONFIG, 2), (2, MODELS_CONFIG, 2), (2, None, 2), (1, MODELS_CONFIG, 4)):
         monkeypatch.setattr(ray, "cluster_resources", cluster(gpus))
         with pytest.raises(Planned):
             run_job([str(tmp_path / "month")], tmp_path / f"out-{len(asked)}", workers=workers, config=config)
     assert [options["num_gpus"] for options in asked] == [None, 1.0, None, 0.25]
     assert all(options["num_cpus"] == 1 for options in asked)
+
+
+def test_never_more_actors_than_shards(tmp_path, local_ray, monkeypatch):
+    from ray.util import ActorPool
+
+    split_sample(tmp_path / "month", 2)
+    pools = []
+
+    def pool(actors):
+        pools.append(len(actors))
+        return ActorPool(actors)
+
+    monkeypatch.setattr(ray.util, "ActorPool", pool)
+    summary = run_job([str(tmp_path / "month")], tmp_path / "out", workers=3)
+    assert pools == [2] and summary.scored == 300  # a third actor would only have started and idled
+    run_job([str(tmp_path / "month")], tmp_path / "out", workers=3, resume=True)
+    assert pools == [2]  # everything committed: no actor at all
