@@ -230,15 +230,14 @@ class HybridViolationDetector(_ModelDetector):
         """Every rule hit of every conversation (the excused ones included), the candidates judged by the
         model in one call; each conversation's hits in the rules' order."""
         hits = self.rules.explain_many(conversations)
-        candidates = [(c, h) for c, found in enumerate(hits) for h, hit in enumerate(found) if is_candidate(hit)]
+        candidates = [(c, h, hit) for c, found in enumerate(hits) for h, hit in enumerate(found) if is_candidate(hit)]
         probs = self.backend.probabilities("violation", [
-            (hit_input(conversations[c].turns[hits[c][h].turn].text, hits[c][h].start, hits[c][h].end, hits[c][h].category),
-             turn_input(previous_other(conversations[c], hits[c][h].turn) or "") or None)
-            for c, h in candidates])[:, 1] if candidates else np.zeros(0)
+            (hit_input(conversations[c].turns[hit.turn].text, hit.start, hit.end, hit.category),
+             turn_input(previous_other(conversations[c], hit.turn) or "") or None)
+            for c, _, hit in candidates])[:, 1] if candidates else np.zeros(0)
         keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
         decided = [list(found) for found in hits]
-        for (c, h), p in zip(candidates, probs):
-            hit = hits[c][h]
+        for (c, h, hit), p in zip(candidates, probs):
             counts = hybrid_decision(hit.suppressed_by is None, p, keep, restore)
             threshold = f"keep {keep:.2f}" if hit.suppressed_by is None else f"restore {restore:.2f}"
             reason = None if counts else f"{hit.suppressed_by}; model p(real)={p:.2f} < {threshold}" if hit.suppressed_by \
