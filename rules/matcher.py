@@ -178,6 +178,7 @@ class RegexMatcher(Generic[Payload]):
 
     def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]],
                  screen: bool = True) -> None:
+        # ``screen=False`` runs every regex on every text (the reference the screen is measured against).
         # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text).
         # A pattern ``A|B|C`` runs as its branches, each with its own (sharper) screen.
         self._entries = [(re.compile(branch), view, validator,
@@ -217,12 +218,12 @@ class RegexMatcher(Generic[Payload]):
 class FactorScreen:
     """Which regexes may match which texts of a batch, for every regex and text at once.
 
-    Regex k may match a text only if the text's view holds a gram of each of k's screen sets
+    Regex k may match a text only if the view it reads holds a gram of each of its screen sets
     (`screen_sets`: its necessary factors, each string cut to its sharpest few characters, so the
-    screen never drops a match). One-character grams are looked up per code point on the folded view,
-    whose characters are a superset of the compact view's; longer grams on the view the regex reads,
-    each packed into one integer of character slots and found by a binary search among the grams'
-    integers, after a table of the grams' first two characters has ruled out most positions.
+    screen never drops a match). Per view, each character of a gram has a slot; a one-character gram
+    is a look-up per position, a longer one is packed into one integer of slots and found by a
+    binary search among the grams' integers, at the positions that hashed filters of the grams'
+    pairs of characters did not rule out (a filter may let a position through, never hold one back).
     """
 
     def __init__(self, screens: list[list[tuple[str, frozenset[str]]]]) -> None:
