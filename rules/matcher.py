@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,8 +40,8 @@ except ImportError:  # Python 3.10
     import sre_constants as _constants  # type: ignore[no-redef]
     import sre_parse as _parser  # type: ignore[no-redef]
 
-from qa_engine.text import (CODE_POINTS, LATIN_RUN, NUMERALS, OffsetMap, PhoneticFolder, TextBatch, TextView, code_points,
-                            fold, syllables)
+from qa_engine.text import (CODE_POINTS, LATIN_RUN, NUMERALS, OffsetMap, PhoneticFolder, TextBatch, TextView,
+                            code_points, fold, syllables)
 
 Payload = TypeVar("Payload")
 
@@ -245,6 +246,21 @@ class FactorScreen:
         for j, (view, grams) in enumerate(sets):
             for gram in grams:
                 holders.setdefault((view, gram), []).append(j)
+        # for small batches, a scan in Python: per view, each gram with the sets holding it; per regex,
+        # its first set (regexes by it) and the others
+        self._automata: list[tuple[str, ahocorasick.Automaton]] = []
+        for view in ("compact", "folded"):
+            automaton = ahocorasick.Automaton()
+            for (v, gram), js in holders.items():
+                if v == view:
+                    automaton.add_word(gram, tuple(js))
+            if len(automaton):
+                automaton.make_automaton()
+                self._automata.append((view, automaton))
+        self._by_first: dict[int, list[int]] = {}
+        for k, columns in enumerate(self._columns.tolist()):
+            self._by_first.setdefault(columns[0], []).append(k)
+        self._rest = [frozenset(columns[1:]) - {len(sets)} for columns in self._columns.tolist()]
         # per view: a slot per character of its grams; the sets holding each one-character gram; a
         # filter of the slot pairs that start a longer gram; per length, the grams' filters (a pair
         # of slots at each offset) and the grams packed into integers (sorted) with their sets
@@ -277,7 +293,27 @@ class FactorScreen:
             self._views.append((view, slot, singles, single_sets, starting, lengths))
 
     def candidates(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(texts, regexes): the pairs that pass the screen, by text, then by regex."""
+        """(texts, regexes): the pairs that pass the screen, by text, then by regex; the same pairs by
+        either of two builds (the tests hold them equal): an automaton pass for a small batch (a live
+        draft, a conversation), array operations for a large one (their fixed cost is larger, their
+        cost per character far smaller)."""
+        return self.scan(batch) if len(batch.folded) < SCAN_CHARS else self.arrays(batch)
+
+    def scan(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` by one Aho-Corasick pass per view over the grams."""
+        held: list[set[int]] = [set() for _ in batch.texts]  # per text: the screen sets it holds
+        for view, automaton in self._automata:
+            joined, starts = (batch.compact, batch.compact_starts) if view == "compact" else (batch.folded, batch.starts)
+            for end, sets in automaton.iter(joined):
+                held[bisect_right(starts, end) - 1].update(sets)
+        always = self._by_first.get(self._sets, [])
+        pairs = [(text, k) for text, sets in enumerate(held)
+                 for k in sorted({*always, *(k for j in sets for k in self._by_first.get(j, ()))})
+                 if self._rest[k] <= sets]
+        return np.array([text for text, _ in pairs], dtype=np.int64), np.array([k for _, k in pairs], dtype=np.int64)
+
+    def arrays(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` by array operations over the whole batch."""
         views = {"folded": (batch.folded_codes, np.asarray(batch.starts)),
                  "compact": (batch.compact_codes, np.asarray(batch.compact_starts))}
         found = []  # (screen sets, their texts)
@@ -420,6 +456,7 @@ _LIMIT = 1024  # strings a cross product may reach before it is cut to shorter s
 _POWER = 4  # X{n,m}: at most X^4 is spelled out
 SCREEN_COST = 1e-3
 GRAM = 5
+SCAN_CHARS = 4096  # a batch shorter than this is screened by an automaton pass
 
 
 class _Facts(NamedTuple):

@@ -123,8 +123,15 @@ def test_the_screen_never_rejects_a_text_the_regex_matches(pattern, tops, contex
             if (hit := compiled.match(text, start)) is not None:
                 assert all(any(string in hit.group() for string in strings) for strings in factors), (regex, text)
     entries = [(regex, view, None, (), view) for view in ("compact", "folded")]
-    batch = TextBatch(texts)
-    assert RegexMatcher(entries).find(batch) == RegexMatcher(entries, screen=False).find(batch)
+    batch, screened = TextBatch(texts), RegexMatcher(entries)
+    assert screened.find(batch) == RegexMatcher(entries, screen=False).find(batch)
+    _same_candidates_by_both_builds(screened, batch)
+
+
+def _same_candidates_by_both_builds(matcher: RegexMatcher, batch: TextBatch) -> None:
+    """The automaton pass (small batches) and the array operations (large ones) pass the same pairs."""
+    scanned, arrays = matcher._screen.scan(batch), matcher._screen.arrays(batch)
+    assert [axis.tolist() for axis in scanned] == [axis.tolist() for axis in arrays]
 
 
 # --- the packs: findings with and without the screen ------------------------------------------------
@@ -155,6 +162,7 @@ def test_every_real_agent_turn_has_the_same_findings_with_and_without_the_screen
     screened = rule_detector.detect_many(real)
     assert sum(map(len, screened)) > 20  # real hits, not a vacuous comparison
     assert screened == unscreened.detect_many(real)
+    _same_candidates_by_both_builds(rule_detector._compiled.regexes, TextBatch([t.text for c in real for t in c.turns]))
 
 
 @needs_corpora
