@@ -194,10 +194,10 @@ class RegexMatcher(Generic[Payload]):
         found: dict[int, list[Match[Payload]]] = {}
         if not batch.folded_codes.size:
             return found
-        for text, k in zip(*(axis.tolist() for axis in self._screen.candidates(batch))):
+        for k, text in zip(*(axis.tolist() for axis in self._screen.candidates(batch))):
             if hits := self._find(k, batch.view(text)):
                 found.setdefault(text, []).extend(hits)
-        return found
+        return dict(sorted(found.items()))
 
     def _find(self, k: int, view: TextView) -> list[Match[Payload]]:
         pattern, view_name, validator, requires, payload = self._entries[k]
@@ -268,12 +268,11 @@ class FactorScreen:
         for view, members in chars.items():
             if not members:
                 continue
+            singles = sorted(gram for v, gram in holders if v == view and len(gram) == 1)
+            members = singles + [char for char in members if (view, char) not in holders]  # singles: slots 1, 2, …
             slot = np.zeros(CODE_POINTS, dtype=np.uint16)
             slot[[ord(char) for char in members]] = np.arange(1, len(members) + 1)
-            singles = np.zeros(len(members) + 1, dtype=np.int64)  # a slot's row in single_sets (0: none)
-            single_grams = sorted(gram for v, gram in holders if v == view and len(gram) == 1)
-            singles[slot[[ord(char) for char in single_grams]]] = np.arange(1, len(single_grams) + 1)
-            single_sets = _Rows([[], *(holders[view, char] for char in single_grams)])
+            single_sets = _Rows([[], *(holders[view, char] for char in singles)])  # by slot
             by_length: dict[int, list[str]] = {}
             for v, gram in holders:
                 if v == view and len(gram) > 1:
@@ -289,11 +288,11 @@ class FactorScreen:
                 order = np.argsort(packed)
                 lengths.append((length, [_pair_filter(pairs[:, offset]) for offset in range(length - 1)],
                                 packed[order], _Rows([holders[view, grams[i]] for i in order.tolist()])))
-            starting = np.bitwise_or.reduce([filters[0] for _, filters, _, _ in lengths]) if lengths else None
-            self._views.append((view, slot, singles, single_sets, starting, lengths))
+            starting = np.logical_or.reduce([filters[0] for _, filters, _, _ in lengths]) if lengths else None
+            self._views.append((view, slot, len(singles), single_sets, starting, lengths))
 
     def candidates(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(texts, regexes): the pairs that pass the screen, by text, then by regex; the same pairs by
+        """(regexes, texts): the pairs that pass the screen, by regex, then by text; the same pairs by
         either of two builds (the tests hold them equal): an automaton pass for a small batch (a live
         draft, a conversation), array operations for a large one (their fixed cost is larger, their
         cost per character far smaller)."""
@@ -307,10 +306,9 @@ class FactorScreen:
             for end, sets in automaton.iter(joined):
                 held[bisect_right(starts, end) - 1].update(sets)
         always = self._by_first.get(self._sets, [])
-        pairs = [(text, k) for text, sets in enumerate(held)
-                 for k in sorted({*always, *(k for j in sets for k in self._by_first.get(j, ()))})
-                 if self._rest[k] <= sets]
-        return np.array([text for text, _ in pairs], dtype=np.int64), np.array([k for _, k in pairs], dtype=np.int64)
+        pairs = sorted((k, text) for text, sets in enumerate(held)
+                       for k in {*always, *(k for j in sets for k in self._by_first.get(j, ()))} if self._rest[k] <= sets)
+        return np.array([k for k, _ in pairs], dtype=np.int64), np.array([text for _, text in pairs], dtype=np.int64)
 
     def arrays(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
         """`candidates` by array operations over the whole batch."""
@@ -321,17 +319,17 @@ class FactorScreen:
         for view, slot, singles, single_sets, starting, lengths in self._views:
             codes, starts = views[view]
             slots = slot[codes]
-            at = np.flatnonzero(singles[slots])
-            found.append(single_sets.expand(singles[slots[at]], np.searchsorted(starts, at, side="right") - 1))
+            at = np.flatnonzero((slots - np.uint16(1)) < singles)  # slots 1 … singles (0 wraps round)
+            found.append(single_sets.expand(slots[at], np.searchsorted(starts, at, side="right") - 1))
             if not lengths:
                 continue
             slots = np.concatenate([slots, np.zeros(GRAM, dtype=np.uint16)]).astype(np.uint32)
             pairs = _filter_index(slots[:-1] << bits | slots[1:])  # the pair of slots at each position, hashed
-            start_at = np.flatnonzero(_in_filter(starting, pairs[:len(codes)]))
+            start_at = np.flatnonzero(starting[pairs[:len(codes)]])
             for length, filters, keys, sets in lengths:
                 at = start_at
                 for offset, pair_filter in enumerate(filters):
-                    at = at[_in_filter(pair_filter, pairs[at + offset])]
+                    at = at[pair_filter[pairs[at + offset]]]
                 packed = np.zeros(at.size, dtype=np.uint64)
                 for offset in range(length):
                     packed = packed << np.uint64(bits) | slots[at + offset]
@@ -348,29 +346,22 @@ class FactorScreen:
             passes &= held[column]
         regexes, octets = np.nonzero(passes)
         rows, offsets = np.nonzero(np.unpackbits(passes[regexes, octets][:, None], axis=1, bitorder="little"))
-        regexes, texts = regexes[rows], octets[rows] * 8 + offsets
-        order = np.lexsort((regexes, texts))
-        return texts[order], regexes[order]
+        return regexes[rows], octets[rows] * 8 + offsets
 
 
-_FILTER_BITS = 20  # a pair filter: 2**20 bits (128 KiB), one hashed bit per pair of slots
+_FILTER_BITS = 18  # a pair filter: 2**18 flags (256 KiB), one per hashed pair of slots
 
 
 def _filter_index(pairs: np.ndarray) -> np.ndarray:
-    """A bit of a pair filter per pair of slots (a multiplicative hash: distinct pairs may share one)."""
+    """A pair filter's flag per pair of slots (a multiplicative hash: distinct pairs may share one)."""
     return (pairs * np.uint32(0x9E3779B1)) >> np.uint32(32 - _FILTER_BITS)
 
 
 def _pair_filter(pairs: np.ndarray) -> np.ndarray:
-    """The bits of the given pairs of slots set (a superset test: a shared bit only lets more through)."""
-    index = _filter_index(pairs.astype(np.uint32))
-    bits = np.zeros(1 << _FILTER_BITS, dtype=bool)
-    bits[index] = True
-    return np.packbits(bits, bitorder="little")
-
-
-def _in_filter(bits: np.ndarray, index: np.ndarray) -> np.ndarray:
-    return (bits[index >> np.uint32(3)] >> (index & np.uint32(7))) & 1 == 1
+    """The flags of the given pairs of slots set (a superset test: a shared flag only lets more through)."""
+    flags = np.zeros(1 << _FILTER_BITS, dtype=bool)
+    flags[_filter_index(pairs.astype(np.uint32))] = True
+    return flags
 
 
 class _Rows:
