@@ -246,8 +246,8 @@ class FactorScreen:
         for j, (view, grams) in enumerate(sets):
             for gram in grams:
                 holders.setdefault((view, gram), []).append(j)
-        # for small batches, a scan in Python: per view, each gram with the sets holding it; per regex,
-        # its first set (regexes by it) and the others
+        # for small batches: per view an automaton of the grams (value: the sets holding it); the regexes
+        # by their first set, and each regex's other sets
         self._automata: list[tuple[str, ahocorasick.Automaton]] = []
         for view in ("compact", "folded"):
             automaton = ahocorasick.Automaton()
@@ -264,7 +264,7 @@ class FactorScreen:
         # per view: a slot per character of its grams; the sets holding each one-character gram; a
         # filter of the slot pairs that start a longer gram; per length, the grams' filters (a pair
         # of slots at each offset) and the grams packed into integers (sorted) with their sets
-        self._views = []
+        self._views: list[tuple[str, np.ndarray, int, _Rows, np.ndarray | None, list]] = []
         for view, members in chars.items():
             if not members:
                 continue
