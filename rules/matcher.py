@@ -445,8 +445,8 @@ _ZERO_WIDTH = (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT)
 _MAX_RANGE = 512  # a wider character class says nothing useful
 _LIMIT = 1024  # strings a cross product may reach before it is cut to shorter strings
 _POWER = 4  # X{n,m}: at most X^4 is spelled out
-SCREEN_COST = 1e-3
-GRAM = 5
+SCREEN_COST = 1e-3  # besides its sharpest set, a regex is screened on each set at most this `screen_cost`
+GRAM = 5  # screen strings are cut to their sharpest GRAM characters (packed into one integer)
 SCAN_CHARS = 4096  # a batch shorter than this is screened by an automaton pass
 
 
@@ -469,12 +469,12 @@ def _exactly(strings: Iterable[str]) -> _Facts:
 
 
 @lru_cache(maxsize=4096)  # a reload re-reads mostly the same patterns
-def screen_sets(pattern: re.Pattern[str]) -> list[frozenset[str]]:
+def screen_sets(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...]:
     """The sets a regex is screened on: the sharpest of its necessary factor sets, and the others that
     are sharp too (each costs a bit), each string cut to its sharpest `GRAM` characters."""
     factors = necessary_factors(pattern)
     chosen = factors[:1] + [strings for strings in factors[1:] if screen_cost(strings) <= SCREEN_COST]
-    return [frozenset(map(_sharpest_gram, strings)) for strings in chosen]
+    return tuple(frozenset(map(_sharpest_gram, strings)) for strings in chosen)
 
 
 def _sharpest_gram(string: str) -> str:
