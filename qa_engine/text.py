@@ -223,7 +223,8 @@ class TextBatch:
     overhead is what dominates short chat turns), with each text's start in both. A batch of one
     text takes `normalise`'s views instead (the same views, without the numpy set-up)."""
 
-    __slots__ = ("texts", "folded", "folded_codes", "compact", "starts", "compact_starts", "_index", "_views")
+    __slots__ = ("texts", "folded", "folded_codes", "compact", "compact_codes", "starts", "compact_starts", "_index",
+                 "_views")
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
@@ -232,6 +233,7 @@ class TextBatch:
             view = self._views[0] = normalise(self.texts[0])
             self.folded, self.compact, self._index = view.folded, view.compact, view._index
             self.folded_codes = code_points(self.folded)
+            self.compact_codes = self.folded_codes if view._index is None else code_points(self.compact)
             self.starts = self.compact_starts = [0]
             return
         joined = BOUNDARY.join(self.texts)
@@ -246,10 +248,11 @@ class TextBatch:
         self.starts = _starts(self.folded_codes)
         if keep.all():
             self._index, self.compact, self.compact_starts = None, self.folded, self.starts
+            self.compact_codes = self.folded_codes
         else:
             self._index = np.flatnonzero(keep)
-            compact_codes = self.folded_codes[self._index]
-            self.compact, self.compact_starts = from_code_points(compact_codes), _starts(compact_codes)
+            self.compact_codes = self.folded_codes[self._index]
+            self.compact, self.compact_starts = from_code_points(self.compact_codes), _starts(self.compact_codes)
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -35,13 +35,14 @@ class CompiledRules:
     roles: frozenset[Role]
 
     @classmethod
-    def build(cls, rulebook: RuleBook) -> CompiledRules:
+    def build(cls, rulebook: RuleBook, screen: bool = True) -> CompiledRules:
+        """``screen=False``: every regex runs on every text (the reference for tests and benchmarks)."""
         rules = rulebook.rules
         return cls(
             rulebook=rulebook,
             terms=TermMatcher((term, rule) for rule in rules for term in rule.terms),
-            regexes=RegexMatcher((spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None,
-                                  spec.requires, rule) for rule in rules for spec in rule.regexes),
+            regexes=RegexMatcher(((spec.pattern, spec.view, VALIDATORS[spec.validator] if spec.validator else None,
+                                   spec.requires, rule) for rule in rules for spec in rule.regexes), screen=screen),
             roles=frozenset(role for rule in rules for role in rule.roles),
         )
 

@@ -23,11 +23,13 @@ longer Latin run) is dropped: sound-alike matching beyond that flags ordinary wo
 
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import ahocorasick
 import numpy as np
@@ -38,7 +40,8 @@ except ImportError:  # Python 3.10
     import sre_constants as _constants  # type: ignore[no-redef]
     import sre_parse as _parser  # type: ignore[no-redef]
 
-from qa_engine.text import CODE_POINTS, LATIN_RUN, NUMERALS, OffsetMap, PhoneticFolder, TextBatch, TextView, fold, syllables
+from qa_engine.text import (CODE_POINTS, LATIN_RUN, NUMERALS, OffsetMap, PhoneticFolder, TextBatch, TextView,
+                            code_points, fold, syllables)
 
 Payload = TypeVar("Payload")
 
@@ -171,51 +174,30 @@ class RegexMatcher(Generic[Payload]):
     around it (卡号 before a number) must match but is not part of the finding.
 
     Most regexes cannot match most chat turns, and calling each one per turn is what costs: a
-    regex runs only on texts holding at least one character of each of its `required_chars`
-    sets, a sound pre-screen derived from the pattern itself (one bit per set, tested for a whole
-    batch of texts at once).
+    regex runs only on the texts that pass its `FactorScreen`, built from the pattern itself.
     """
 
-    def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]]) -> None:
+    def __init__(self, entries: Iterable[tuple[str, str, Callable[[str], bool] | None, tuple[str, ...], Payload]],
+                 screen: bool = True) -> None:
+        # ``screen=False`` runs every regex on every text (the reference the screen is measured against).
         # ``requires``: literals of which one must occur, tried as one alternation (one scan of the text).
         # A pattern ``A|B|C`` runs as its branches, each with its own (sharper) screen.
         self._entries = [(re.compile(branch), view, validator,
                           re.compile("|".join(map(re.escape, requires))) if requires else None, payload)
                          for pattern, view, validator, requires, payload in entries
                          for branch in top_level_branches(pattern)]
-        screens = [required_chars(entry[0]) for entry in self._entries]
-        sets = sorted({chars for screen in screens for chars in screen}, key=sorted)
-        chars = sorted({char for chars in sets for char in chars})
-        # a character's slot (0: in no screen set) and each slot's mask: bit j = in screen set j
-        self._slot = np.zeros(CODE_POINTS, dtype=np.uint16)
-        self._slot[[ord(char) for char in chars]] = np.arange(1, len(chars) + 1)
-        words = max(1, -(-len(sets) // 64))
-        self._slot_masks = np.zeros((len(chars) + 1, words), dtype=np.uint64)
-        self._needs = np.zeros((words, len(screens)), dtype=np.uint64)  # per 64-set word: the bits regex k needs
-        for j, members in enumerate(sets):
-            bit = np.uint64(1 << (j % 64))
-            for char in members:
-                self._slot_masks[chars.index(char) + 1, j // 64] |= bit
-            for k, screen in enumerate(screens):
-                if members in screen:
-                    self._needs[j // 64, k] |= bit
+        self._screen = FactorScreen([[(entry[1], grams) for grams in screen_sets(entry[0])] if screen else []
+                                     for entry in self._entries])
 
     def find(self, batch: TextBatch) -> dict[int, list[Match[Payload]]]:
-        """Hits by text of the batch; a regex runs only on the texts holding a character of each
-        of its screen sets (a handful of array operations for the whole batch and every regex)."""
+        """Hits by text of the batch; a regex runs only on the texts its screen passes."""
         found: dict[int, list[Match[Payload]]] = {}
         if not batch.folded_codes.size:
             return found
-        # the folded view's characters: a superset of the compact view's; the boundary is in no set
-        starts = np.minimum(batch.starts, batch.folded_codes.size - 1)
-        masks = np.bitwise_or.reduceat(self._slot_masks[self._slot[batch.folded_codes]], starts, axis=0)
-        passes = np.ones((len(masks), len(self._entries)), dtype=bool)
-        for word, needs in enumerate(self._needs):  # texts × regexes, one 64-set word at a time
-            passes &= (masks[:, word, None] & needs) == needs
-        for text, k in zip(*(axis.tolist() for axis in np.nonzero(passes))):
+        for k, text in zip(*(axis.tolist() for axis in self._screen.candidates(batch))):
             if hits := self._find(k, batch.view(text)):
                 found.setdefault(text, []).extend(hits)
-        return found
+        return dict(sorted(found.items()))
 
     def _find(self, k: int, view: TextView) -> list[Match[Payload]]:
         pattern, view_name, validator, requires, payload = self._entries[k]
@@ -232,6 +214,168 @@ class RegexMatcher(Generic[Payload]):
                 start, end = view.compact_to_original(start, end)
             found.append(Match(payload, start, end, "regex"))
         return found
+
+
+class FactorScreen:
+    """Which regexes may match which texts of a batch, for every regex and text at once.
+
+    Regex k may match a text only if the view it reads holds a gram of each of its screen sets
+    (`screen_sets`: its necessary factors, each string cut to its sharpest few characters, so the
+    screen never drops a match). Per view, each character of a gram has a slot; a one-character gram
+    is a look-up per position, a longer one is packed into one integer of slots and found by a
+    binary search among the grams' integers, at the positions that hashed filters of the grams'
+    pairs of characters did not rule out (a filter may let a position through, never hold one back).
+    """
+
+    def __init__(self, screens: list[list[tuple[str, frozenset[str]]]]) -> None:
+        chars = {view: sorted({char for keys in screens for v, grams in keys if v == view for gram in grams
+                               for char in gram}) for view in ("compact", "folded")}
+        if max(map(len, chars.values())) >= 1 << 16:
+            raise ValueError("regex screens hold more than 65,535 distinct characters")
+        self._bits = max(1, *(len(members).bit_length() for members in chars.values()))  # per slot in a gram
+        longest = min(GRAM, 63 // self._bits)  # a gram cut to its start still holds wherever the gram does
+        screens = [[(view, frozenset(gram[:longest] for gram in grams)) for view, grams in keys] for keys in screens]
+        sets = sorted({key for keys in screens for key in keys}, key=lambda key: (key[0], sorted(key[1])))
+        column = {key: j for j, key in enumerate(sets)}
+        self._sets = len(sets)
+        # the screen sets regex k needs, padded with len(sets): a set every text holds
+        self._columns = np.full((len(screens), max([1, *map(len, screens)])), len(sets))
+        for k, keys in enumerate(screens):
+            self._columns[k, :len(keys)] = [column[key] for key in keys]
+        holders: dict[tuple[str, str], list[int]] = {}  # (view, gram) → the screen sets holding it
+        for j, (view, grams) in enumerate(sets):
+            for gram in grams:
+                holders.setdefault((view, gram), []).append(j)
+        # for small batches: per view an automaton of the grams (value: the sets holding it); the regexes
+        # by their first set, and each regex's other sets
+        self._automata: list[tuple[str, ahocorasick.Automaton]] = []
+        for view in ("compact", "folded"):
+            automaton = ahocorasick.Automaton()
+            for (v, gram), js in holders.items():
+                if v == view:
+                    automaton.add_word(gram, tuple(js))
+            if len(automaton):
+                automaton.make_automaton()
+                self._automata.append((view, automaton))
+        self._by_first: dict[int, list[int]] = {}
+        for k, columns in enumerate(self._columns.tolist()):
+            self._by_first.setdefault(columns[0], []).append(k)
+        self._rest = [frozenset(columns[1:]) - {len(sets)} for columns in self._columns.tolist()]
+        # per view: a slot per character of its grams; the sets holding each one-character gram; a
+        # filter of the slot pairs that start a longer gram; per length, the grams' filters (a pair
+        # of slots at each offset) and the grams packed into integers (sorted) with their sets
+        self._views: list[tuple[str, np.ndarray, int, _Rows, np.ndarray | None, list]] = []
+        for view, members in chars.items():
+            if not members:
+                continue
+            singles = sorted(gram for v, gram in holders if v == view and len(gram) == 1)
+            members = singles + [char for char in members if (view, char) not in holders]  # singles: slots 1, 2, …
+            slot = np.zeros(CODE_POINTS, dtype=np.uint16)
+            slot[[ord(char) for char in members]] = np.arange(1, len(members) + 1)
+            single_sets = _Rows([[], *(holders[view, char] for char in singles)])  # by slot
+            by_length: dict[int, list[str]] = {}
+            for v, gram in holders:
+                if v == view and len(gram) > 1:
+                    by_length.setdefault(len(gram), []).append(gram)
+            lengths = []
+            for length, grams in sorted(by_length.items()):
+                codes = code_points("".join(grams)).reshape(len(grams), length)
+                slots = slot[codes].astype(np.uint64)
+                pairs = slots[:, :-1] << np.uint64(self._bits) | slots[:, 1:]
+                packed = np.zeros(len(grams), dtype=np.uint64)
+                for offset in range(length):
+                    packed = packed << np.uint64(self._bits) | slots[:, offset]
+                order = np.argsort(packed)
+                lengths.append((length, [_pair_filter(pairs[:, offset]) for offset in range(length - 1)],
+                                packed[order], _Rows([holders[view, grams[i]] for i in order.tolist()])))
+            starting = np.logical_or.reduce([filters[0] for _, filters, _, _ in lengths]) if lengths else None
+            self._views.append((view, slot, len(singles), single_sets, starting, lengths))
+
+    def candidates(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """(regexes, texts): the pairs that pass the screen, by regex, then by text; the same pairs by
+        either of two builds (the tests hold them equal): an automaton pass for a small batch (a live
+        draft, a conversation), array operations for a large one (their fixed cost is larger, their
+        cost per character far smaller)."""
+        return self.scan(batch) if len(batch.folded) < SCAN_CHARS else self.arrays(batch)
+
+    def scan(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` by one Aho-Corasick pass per view over the grams."""
+        held: list[set[int]] = [set() for _ in batch.texts]  # per text: the screen sets it holds
+        for view, automaton in self._automata:
+            joined, starts = (batch.compact, batch.compact_starts) if view == "compact" else (batch.folded, batch.starts)
+            for end, sets in automaton.iter(joined):
+                held[bisect_right(starts, end) - 1].update(sets)
+        always = self._by_first.get(self._sets, [])
+        pairs = sorted((k, text) for text, sets in enumerate(held)
+                       for k in {*always, *(k for j in sets for k in self._by_first.get(j, ()))} if self._rest[k] <= sets)
+        return np.array([k for k, _ in pairs], dtype=np.int64), np.array([text for _, text in pairs], dtype=np.int64)
+
+    def arrays(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` by array operations over the whole batch."""
+        views = {"folded": (batch.folded_codes, np.asarray(batch.starts)),
+                 "compact": (batch.compact_codes, np.asarray(batch.compact_starts))}
+        found = []  # (screen sets, their texts)
+        bits = np.uint32(self._bits)
+        for view, slot, singles, single_sets, starting, lengths in self._views:
+            codes, starts = views[view]
+            slots = slot[codes]
+            at = np.flatnonzero((slots - np.uint16(1)) < singles)  # slots 1 … singles (0 wraps round)
+            found.append(single_sets.expand(slots[at], np.searchsorted(starts, at, side="right") - 1))
+            if not lengths:
+                continue
+            slots = np.concatenate([slots, np.zeros(GRAM, dtype=np.uint16)]).astype(np.uint32)
+            pairs = _filter_index(slots[:-1] << bits | slots[1:])  # the pair of slots at each position, hashed
+            start_at = np.flatnonzero(starting[pairs[:len(codes)]])
+            for length, filters, keys, sets in lengths:
+                at = start_at
+                for offset, pair_filter in enumerate(filters):
+                    at = at[pair_filter[pairs[at + offset]]]
+                packed = np.zeros(at.size, dtype=np.uint64)
+                for offset in range(length):
+                    packed = packed << np.uint64(bits) | slots[at + offset]
+                rows = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
+                held = keys[rows] == packed
+                found.append(sets.expand(rows[held], np.searchsorted(starts, at[held], side="right") - 1))
+        sets, texts = (np.concatenate(axis) for axis in zip(*found)) if found else (np.zeros(0, np.int64),) * 2
+        # screen set × text, eight texts to a byte; the last set is held by every text
+        held = np.zeros((self._sets + 1, -(-len(batch) // 8)), dtype=np.uint8)
+        held[-1] = np.packbits(np.ones(len(batch), dtype=bool), bitorder="little")
+        np.bitwise_or.at(held, (sets, texts >> 3), (1 << (texts & 7)).astype(np.uint8))
+        passes = held[self._columns[:, 0]]  # regex × text, packed
+        for column in self._columns.T[1:]:
+            passes &= held[column]
+        regexes, octets = np.nonzero(passes)
+        rows, offsets = np.nonzero(np.unpackbits(passes[regexes, octets][:, None], axis=1, bitorder="little"))
+        return regexes[rows], octets[rows] * 8 + offsets
+
+
+_FILTER_BITS = 18  # a pair filter: 2**18 flags (256 KiB), one per hashed pair of slots
+
+
+def _filter_index(pairs: np.ndarray) -> np.ndarray:
+    """A pair filter's flag per pair of slots (a multiplicative hash: distinct pairs may share one)."""
+    return (pairs * np.uint32(0x9E3779B1)) >> np.uint32(32 - _FILTER_BITS)
+
+
+def _pair_filter(pairs: np.ndarray) -> np.ndarray:
+    """The flags of the given pairs of slots set (a superset test: a shared flag only lets more through)."""
+    flags = np.zeros(1 << _FILTER_BITS, dtype=bool)
+    flags[_filter_index(pairs.astype(np.uint32))] = True
+    return flags
+
+
+class _Rows:
+    """Lists of integers, one per row, flattened for vectorised look-ups."""
+
+    def __init__(self, rows: list[list[int]]) -> None:
+        self._start = np.cumsum([0, *map(len, rows)])
+        self._flat = np.array([value for row in rows for value in row], dtype=np.int64)
+
+    def expand(self, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every value of the given rows, each with its row's label."""
+        counts = self._start[rows + 1] - self._start[rows]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self._flat[np.repeat(self._start[rows], counts) + offsets], np.repeat(labels, counts)
 
 
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
@@ -268,55 +412,181 @@ def top_level_branches(pattern: str) -> list[str]:
     return branches if len(branches) == len(parsed[0][1][1]) else [pattern]
 
 
-# characters found in most chat turns (function words, chat particles, digits): poor screens
+# characters found in most chat turns (function words, chat particles, digits) and clause punctuation:
+# poor screens
 _COMMON = frozenset("的一是不了在有人我他这个们来上大为和到说时要就出会可也你您对能子那得下自之过发后作"
                     "里用道行所然家事成多么去都现当没动看定天还好小些样想从只以把给吗呢吧啊哦亲哈嗯呀"
                     "0123456789")
+_PUNCTUATION = frozenset("，。！？、；：,.!?~")
 
 
-def _screen_cost(chars: frozenset[str]) -> int:
-    return len(chars) + 10 * len(chars & _COMMON)
+def _rate(char: str) -> float:
+    """A rough chance that a position of a chat turn holds ``char``: the screens' cost model."""
+    if char in _COMMON:
+        return 0.02
+    if char in _PUNCTUATION:
+        return 0.05
+    return 0.002 if "\u3400" <= char <= "\u9fff" else 0.01
+
+
+def screen_cost(strings: Iterable[str]) -> float:
+    """Expected occurrences per position of a set's strings (lower: a sharper screen; "" is everywhere)."""
+    return sum(map(_string_cost, strings))
+
+
+@lru_cache(maxsize=1 << 16)
+def _string_cost(string: str) -> float:
+    return math.prod(map(_rate, string))
 
 
 _REPEATS = tuple(getattr(_constants, name) for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
                  if hasattr(_constants, name))
+_ZERO_WIDTH = (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT)
 _MAX_RANGE = 512  # a wider character class says nothing useful
+_LIMIT = 1024  # strings a cross product may reach before it is cut to shorter strings
+_POWER = 4  # X{n,m}: at most X^4 is spelled out
+SCREEN_COST = 1e-3  # besides its sharpest set, a regex is screened on each set at most this `screen_cost`
+GRAM = 5  # screen strings are cut to their sharpest GRAM characters (packed into one integer)
+SCAN_CHARS = 4096  # a batch shorter than this is screened by an automaton pass
 
 
-def required_chars(pattern: re.Pattern[str]) -> list[frozenset[str]]:
-    """Character sets of which every match of ``pattern`` holds at least one character each
-    (empty when nothing can be said: a case-insensitive pattern, or only wide classes)."""
+class _Facts(NamedTuple):
+    """What every match of a part of a pattern looks like."""
+
+    exact: frozenset[str] | None  # the strings it matches, when few and known
+    prefix: frozenset[str]  # it starts with one of these ({""}: nothing known)
+    suffix: frozenset[str]  # it ends with one of these
+    factors: frozenset[frozenset[str]]  # it holds a string of each set (no set holds "")
+
+
+_NOTHING_KNOWN = frozenset({""})
+_ANYTHING = _Facts(None, _NOTHING_KNOWN, _NOTHING_KNOWN, frozenset())
+
+
+def _exactly(strings: Iterable[str]) -> _Facts:
+    strings = frozenset(strings)
+    return _Facts(strings, strings, strings, frozenset() if "" in strings else frozenset({strings}))
+
+
+@lru_cache(maxsize=4096)  # a reload re-reads mostly the same patterns
+def screen_sets(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...]:
+    """The sets a regex is screened on: the sharpest of its necessary factor sets, and the others that
+    are sharp too (each costs a bit), each string cut to its sharpest `GRAM` characters."""
+    factors = necessary_factors(pattern)
+    chosen = factors[:1] + [strings for strings in factors[1:] if screen_cost(strings) <= SCREEN_COST]
+    return tuple(frozenset(map(_sharpest_gram, strings)) for strings in chosen)
+
+
+def _sharpest_gram(string: str) -> str:
+    width = min(len(string), GRAM)
+    return min((string[i:i + width] for i in range(len(string) - width + 1)), key=lambda g: (screen_cost([g]), g))
+
+
+def necessary_factors(pattern: re.Pattern[str]) -> list[frozenset[str]]:
+    """Sets of strings of which every match of ``pattern`` holds at least one each, sharpest first
+    (``你(是|也)傻`` → {你是傻, 你也傻}, …; ``你[^，]{0,4}都不会`` → {都不会}, {你}, …), derived from the
+    parsed pattern: literals, small classes, alternations and bounded repeats are spelled out, a
+    product too large is cut at its ends (the strings across each join are kept), and anything else
+    (wide classes, back-references, optional parts) separates factors. Empty when nothing can be said
+    (a case-insensitive pattern)."""
     if pattern.flags & re.IGNORECASE:
         return []
-    return _sequence(_parser.parse(pattern.pattern, pattern.flags))
+    factors = _sequence(_parser.parse(pattern.pattern, pattern.flags)).factors
+    return sorted(factors, key=lambda strings: (screen_cost(strings), sorted(strings)))
 
 
-def _sequence(items) -> list[frozenset[str]]:
-    return [chars for op, argument in items for chars in _item(op, argument)]
+def _sequence(items) -> _Facts:
+    facts = _exactly(_NOTHING_KNOWN)
+    for op, argument in items:
+        facts = _then(facts, _item(op, argument))
+    return facts
 
 
-def _item(op, argument) -> list[frozenset[str]]:
+def _item(op, argument) -> _Facts:
     if op is _constants.LITERAL:
-        return [frozenset(chr(argument))]
+        return _exactly({chr(argument)})
     if op is _constants.IN:
         chars = _class(argument)
-        return [chars] if chars else []
+        return _exactly(chars) if chars and len(chars) <= _LIMIT else _ANYTHING
     if op in _REPEATS:
-        low, _, sub = argument
-        return _sequence(sub) if low >= 1 else []
+        low, high, sub = argument
+        return _repeat(low, high, _sequence(sub))
     if op is _constants.SUBPATTERN:
-        return _sequence(argument[-1])
+        _, add_flags, _, sub = argument
+        return _ANYTHING if add_flags & _constants.SRE_FLAG_IGNORECASE else _sequence(sub)
     if op is getattr(_constants, "ATOMIC_GROUP", None):
         return _sequence(argument)
     if op is _constants.BRANCH:
-        union: set[str] = set()
-        for alternative in argument[1]:
-            sets = _sequence(alternative)
-            if not sets:
-                return []
-            union |= min(sets, key=_screen_cost)  # 有病: screen on 病, not on 有
-        return [frozenset(union)]
-    return []  # look-arounds, anchors, any character, categories, back-references
+        return _either([_sequence(alternative) for alternative in argument[1]])
+    if op in _ZERO_WIDTH:  # anchors and look-arounds consume nothing
+        return _exactly(_NOTHING_KNOWN)
+    return _ANYTHING  # any character, categories, back-references, conditionals
+
+
+def _then(first: _Facts, second: _Facts) -> _Facts:
+    """The facts of ``first`` followed directly by ``second``."""
+    if first.exact is not None and second.exact is not None and len(first.exact) * len(second.exact) <= _LIMIT:
+        return _exactly(a + b for a in first.exact for b in second.exact)
+    prefix = first.prefix if first.exact is None else _join(first.exact, second.prefix, whole="left")
+    suffix = second.suffix if second.exact is None else _join(first.suffix, second.exact, whole="right")
+    across = _join(first.suffix, second.prefix)  # the strings across the join
+    factors = first.factors | second.factors | ({across} if "" not in across else set())
+    return _Facts(None, prefix, suffix, factors)
+
+
+def _join(left: frozenset[str], right: frozenset[str], whole: str = "") -> frozenset[str]:
+    """The sharpest set of at most `_LIMIT` strings ``l[-i:] + r[:j]`` (``l`` in ``left``, ``r`` in
+    ``right``, ``i`` and ``j`` up to `GRAM`): one of them occurs wherever some ``l`` is directly
+    followed by some ``r``. ``whole`` keeps one side uncut."""
+    ends = [left] if whole == "left" else [_NOTHING_KNOWN, *(frozenset({s[-i:] for s in left})
+                                                            for i in range(1, min(GRAM, max(map(len, left))) + 1))]
+    starts = [right] if whole == "right" else \
+        [frozenset({s[:j] for s in right}) for j in range(min(GRAM, max(map(len, right))) + 1)]
+    end_costs, start_costs = [screen_cost(e) for e in ends], [screen_cost(s) for s in starts]
+    i, j = min(((i, j) for i, e in enumerate(ends) for j, s in enumerate(starts) if len(e) * len(s) <= _LIMIT),
+               key=lambda ij: (end_costs[ij[0]] * start_costs[ij[1]], -ij[0] - ij[1]))
+    return frozenset(a + b for a in ends[i] for b in starts[j])
+
+
+def _either(alternatives: list[_Facts]) -> _Facts:
+    exact = [facts.exact for facts in alternatives]
+    if all(strings is not None for strings in exact) and sum(map(len, exact)) <= _LIMIT:
+        return _exactly(frozenset().union(*exact))
+    prefix = _cut(frozenset().union(*(facts.prefix for facts in alternatives)), keep_start=True)
+    suffix = _cut(frozenset().union(*(facts.suffix for facts in alternatives)), keep_start=False)
+    sharpest = [min(facts.factors, key=screen_cost) if facts.factors else None for facts in alternatives]
+    factors = frozenset({frozenset().union(*sharpest)}) if all(sharpest) else frozenset()
+    return _Facts(None, prefix, suffix, factors)
+
+
+def _cut(strings: frozenset[str], keep_start: bool) -> frozenset[str]:
+    """``strings`` cut to their first (or last) n characters, n as large as `_LIMIT` allows."""
+    length = max(map(len, strings))
+    while len(strings) > _LIMIT:
+        length -= 1
+        strings = frozenset(s[:length] if keep_start else s[max(0, len(s) - length):] for s in strings)
+    return strings
+
+
+def _repeat(low: int, high: int, facts: _Facts) -> _Facts:
+    if facts.exact is not None and high <= _POWER:
+        strings, power = set(), {""}
+        for count in range(high + 1):
+            if count >= low:
+                strings |= power
+            if len(strings) > _LIMIT or len(power) > _LIMIT:
+                break
+            power = {p + x for p in power for x in facts.exact} if count < high else power
+        else:
+            return _exactly(strings)
+    if low == 0:
+        return _ANYTHING
+    power = facts
+    for _ in range(min(low, _POWER) - 1):
+        power = _then(power, facts)
+    if low == high and low <= _POWER:
+        return power
+    return _Facts(None, power.prefix, facts.suffix, power.factors)
 
 
 def _class(items) -> frozenset[str] | None:
