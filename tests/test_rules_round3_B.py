@@ -66,3 +66,17 @@ def test_100_percent_of_a_material_is_a_label_not_a_promise(rule_detector, modif
 @pytest.mark.parametrize("claim", ["正品", "有效", "满意", "不会过敏"])
 def test_100_percent_of_a_promise_is_still_flagged(rule_detector, claim):
     assert "overpromise" in _found(rule_detector, f"这款100%{claim}")
+
+
+def test_a_long_turn_searches_each_exception_once_not_once_a_hit(rule_detector, monkeypatch):
+    """A 60 KB live draft repeating one promise (1,000+ hits) must not search the turn for every
+    exception of every hit again: that made the rule path quadratic (30 s for the draft)."""
+    import re
+
+    calls = []
+    finditer = re.finditer
+    monkeypatch.setattr(re, "finditer", lambda pattern, text, *a: calls.append(pattern) or finditer(pattern, text, *a))
+    text = "亲，明天一定发货，保证不了具体几点。" * 300
+    found = rule_detector.detect(conversation(("agent", text)))
+    exceptions = {id(e) for rule in rule_detector.rulebook.rules for e in rule.exceptions if e.pattern}
+    assert len(found) >= 300 and len(calls) <= len(exceptions)
