@@ -9,13 +9,14 @@ an explanation says exactly why a hit did not count.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qa_engine.lexicons import Lexicons
 from qa_engine.schema import Conversation, Role
 from qa_engine.text import TextView, fold
-from rules.pack import Rule
+from rules.pack import ExceptionSpec, Rule
 
 _CLAUSE_END = re.compile(r"[，。！？；：、,!?;:\n]")
 _WINDOW = 12
@@ -30,10 +31,38 @@ class TurnContext:
     view: TextView
     lexicons: Lexicons
     _customer_text: str | None = field(default=None, init=False)
+    _exception_spans: dict[int, list[tuple[int, int]]] = field(default_factory=dict, init=False)
+    _clause_ends: list[int] | None = field(default=None, init=False)
 
     @property
     def role(self) -> Role:
         return self.conversation.turns[self.index].role
+
+    def exception_spans(self, exception: ExceptionSpec) -> list[tuple[int, int]]:
+        """Where an exception phrase or pattern occurs in the turn (original offsets), found once per
+        turn: a long turn with many hits of one rule searches its text once, not once a hit."""
+        key = id(exception)
+        if key not in self._exception_spans:
+            compact = self.view.compact
+            if exception.phrase is not None:
+                phrase = fold(exception.phrase)
+                spans = []
+                position = compact.find(phrase)
+                while position >= 0:
+                    spans.append((position, position + len(phrase)))
+                    position = compact.find(phrase, position + 1)
+            else:
+                spans = [m.span() for m in re.finditer(exception.pattern or "", compact) if m.end() > m.start()]
+            self._exception_spans[key] = [self.view.compact_to_original(*span) for span in spans]
+        return self._exception_spans[key]
+
+    def clause_before(self, position: int) -> str:
+        """The folded text from the start of the clause holding ``position`` up to it."""
+        if self._clause_ends is None:
+            self._clause_ends = [m.end() for m in _CLAUSE_END.finditer(self.view.folded)]
+        ends = self._clause_ends
+        index = bisect_right(ends, position) - 1
+        return self.view.folded[ends[index] if index >= 0 else 0:position]
 
     def earlier_customer_text(self) -> str:
         if self._customer_text is None:
@@ -50,21 +79,9 @@ def role_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None
 
 def exception_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | None:
     """A hit inside an occurrence of one of the rule's exception phrases or patterns."""
-    compact = ctx.view.compact
     for exception in rule.exceptions:
-        if exception.phrase is not None:
-            phrase = fold(exception.phrase)
-            spans = []
-            position = compact.find(phrase)
-            while position >= 0:
-                spans.append((position, position + len(phrase)))
-                position = compact.find(phrase, position + 1)
-        else:
-            spans = [m.span() for m in re.finditer(exception.pattern or "", compact) if m.end() > m.start()]
-        for span_start, span_end in spans:
-            orig_start, orig_end = ctx.view.compact_to_original(span_start, span_end)
-            if orig_start <= start and end <= orig_end:
-                return f"exception: {exception.reason}"
+        if any(orig_start <= start and end <= orig_end for orig_start, orig_end in ctx.exception_spans(exception)):
+            return f"exception: {exception.reason}"
     return None
 
 
@@ -73,7 +90,7 @@ def negation_stage(rule: Rule, start: int, end: int, ctx: TurnContext) -> str | 
     verb of saying or promising anywhere earlier in it (我们不能说自己是第一)."""
     if not rule.negatable:
         return None
-    clause = _CLAUSE_END.split(ctx.view.folded[:start])[-1]
+    clause = ctx.clause_before(start)
     found = ctx.lexicons.negation_before.search(fold(clause[-_WINDOW:]))
     if found:
         return f"negation: preceded by {found.group()!r}"
