@@ -136,7 +136,8 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
                     gpus_per_worker: float | None, models: bool, config: Path | None,
                     verbose: bool, rollup: tuple[list[str], list[str], int]) -> Iterator[dict]:
     """Each shard's summary as soon as it is committed: `actor_count` actors, each building the pipeline
-    once, are handed one shard at a time; when all are done, one of them builds the aggregates (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
+    once, are handed one shard at a time; when all are done, one of them builds the aggregates
+    (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
 
     Plain Ray actors (`ray.util.ActorPool`), not Ray Data: a job of a few dozen shards needs none of
     its operators, and it would start three helper actors and import pandas in the driver."""
@@ -176,9 +177,10 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
 
 def actor_count(workers: int, todo: list[Shard], local: bool) -> int:
     """Scoring actors for ``todo``: ``workers``, never more than there are shards, and on the embedded local
-    Ray (``local``) one for every full `LOCAL_BYTES_PER_ACTOR` of input at least, at least one: there an actor's
-    start (a worker process, its imports, the pipeline, pyarrow's import of pandas at its first table: about a
-    second of CPU, what scoring 2 MB takes) shares the job's cores, and costs more than it saves on less input. A cluster gets ``workers`` as asked."""
+    Ray (``local``) no more than one for every full `LOCAL_BYTES_PER_ACTOR` of input (at least one): there an
+    actor's start (a worker process, its imports, the pipeline, pyarrow's import of pandas at its first table:
+    about a second of CPU, what scoring 2 MB takes) competes for the job's cores with the node's own processes
+    and the other actors, and costs more than it saves on less input. A cluster gets ``workers`` as asked."""
     actors = min(workers, len(todo))
     if local:
         actors = min(actors, max(1, sum(shard.size for shard in todo) // LOCAL_BYTES_PER_ACTOR))
