@@ -8,8 +8,11 @@ starting on the same cores as the node's own, and ``ray.init()`` has no option t
 - the autoscaler monitor: a fixed local node has nothing to scale;
 - the log monitor, unless ``verbose``: it only forwards worker logs to a driver that asks for them
   (``log_to_driver``, which the job sets only with ``--verbose``);
-- the API server: with the dashboard off it runs only the usage-stats module, and usage stats are off;
-  ``ray.init()`` waits for it (about a second on two cores) before it starts the raylet.
+- the API server: with the dashboard off it runs only the usage-stats module (ray-project/ray#26042),
+  and usage stats are off; ``ray.init()`` waits for it (about a second on two cores) before it starts the
+  raylet. Without it the dashboard agent's event module, which would post the node's events to it (and
+  finds nothing listening there when the dashboard is off), writes once a second to Ray's session log
+  (``dashboard_agent.log``) that it found no address; nothing else notices.
 
 The node's dashboard agent listens on a port of its own choosing, not Ray's fixed default (52365): when
 another Ray on the machine holds that port, the agent retries for 3.3 s and the raylet waits for it.
