@@ -1,8 +1,9 @@
 """The batch job: shards → Ray actor pool → committed Parquet shards → aggregates.
 
-The only module that imports ``ray``. With no address it starts an embedded local Ray
-with a CPU for each actor; with ``--address`` or ``RAY_ADDRESS`` it joins an existing cluster and
-runs the same code there (inputs and output must then be on storage every node sees).
+The only module that imports ``ray`` (with `batch.local_ray`, which it imports). With no address it starts
+an embedded local Ray (`batch.local_ray`) with a CPU for each actor; with ``--address`` or ``RAY_ADDRESS``
+it joins an existing cluster and runs the same code there (inputs and output must then be on storage every
+node sees).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from batch.shards import Manifest, Shard, discover, remove_stale_temporaries
 from qa_engine.config import load_pipeline
 from qa_engine.pipeline import Pipeline
 from qa_engine.tables import FCR_WINDOW_DAYS
+
+LOCAL_BYTES_PER_ACTOR = 2 * 1024 * 1024  # input an embedded local actor must have to pay for its start (`actor_count`)
 
 
 class BatchError(Exception):
@@ -132,43 +135,56 @@ def actor_gpus(models: bool, workers: int, gpus_per_worker: float | None,
 def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: int,
                     gpus_per_worker: float | None, models: bool, config: Path | None,
                     verbose: bool, rollup: tuple[list[str], list[str], int]) -> Iterator[dict]:
-    """Each shard's summary as soon as it is committed: ``workers`` actors (never more than there are
-    shards), each building the pipeline once, are handed one shard at a time; when all are done, one
-    of them builds the aggregates (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
+    """Each shard's summary as soon as it is committed: `actor_count` actors, each building the pipeline
+    once, are handed one shard at a time; when all are done, one of them builds the aggregates
+    (``rollup``: `batch.aggregates.build_aggregates`'s arguments after ``out``).
 
     Plain Ray actors (`ray.util.ActorPool`), not Ray Data: a job of a few dozen shards needs none of
     its operators, and it would start three helper actors and import pandas in the driver."""
     try:
         import ray
         from ray.util import ActorPool
+
+        from batch import local_ray
     except ImportError:
         raise BatchError("the batch job needs Ray: pip install 'qa-engine[batch]'") from None
 
-    actors = min(workers, len(todo))
+    started_here = not ray.is_initialized()
+    address = address or os.environ.get("RAY_ADDRESS")
+    local = started_here and address in (None, "local")  # "local": a new local Ray, as ray.init reads it
+    actors = actor_count(workers, todo, local)
     level = logging.INFO if verbose else logging.ERROR
-    started_here = local = False
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")
-        local = not address
-        with _backend_log_level(None if verbose else "fatal"):  # Ray's C++ core reads it as it starts
-            if address:
-                ray.init(address=address, log_to_driver=verbose, logging_level=level)
-            else:  # a CPU an actor: Ray starts that many worker processes ahead, and no more
-                ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=verbose, logging_level=level,
-                         object_store_memory=256 * 1024 * 1024)
-        started_here = True
-    gpus = actor_gpus(models, actors, gpus_per_worker, ray.cluster_resources)
+    node = None
     try:
+        if started_here:
+            logging.getLogger("ray").setLevel(level)  # before Ray's own start-up messages
+            with _backend_log_level(None if verbose else "fatal"):  # Ray's C++ core reads it as it starts
+                if local:
+                    node = local_ray.start(actors, verbose)
+                ray.init(address=node.address if node else address, log_to_driver=verbose, logging_level=level)
+        gpus = actor_gpus(models, actors, gpus_per_worker, ray.cluster_resources)
         scorer = ray.remote(ShardScorer).options(num_cpus=1, num_gpus=gpus or None, max_restarts=-1,
                                                  max_task_retries=-1)  # a lost node's shards run again
         scorers = [scorer.remote(str(out.resolve()), str(config.resolve()) if config else None) for _ in range(actors)]
         yield from ActorPool(scorers).map_unordered(lambda actor, shard: actor.score_shard.remote(shard), todo)
         ray.get(scorers[0].aggregate.remote(*rollup))
     finally:
-        if local:  # ray.shutdown() stops the autoscaler monitor after the GCS, and the monitor spends the
-            ray._private.worker._global_node.kill_monitor(check_alive=False)  # 1 s grace reporting to it
         if started_here:
             ray.shutdown()
+        if node is not None:
+            local_ray.stop(node)
+
+
+def actor_count(workers: int, todo: list[Shard], local: bool) -> int:
+    """Scoring actors for ``todo``: ``workers``, never more than there are shards, and on the embedded local
+    Ray (``local``) no more than one for every full `LOCAL_BYTES_PER_ACTOR` of input (at least one): there an
+    actor's start (a worker process, its imports, the pipeline, pyarrow's import of pandas at its first table:
+    about a second of CPU, what scoring 2 MB takes) competes for the job's cores with the node's own processes
+    and the other actors, and costs more than it saves on less input. A cluster gets ``workers`` as asked."""
+    actors = min(workers, len(todo))
+    if local:
+        actors = min(actors, max(1, sum(shard.size for shard in todo) // LOCAL_BYTES_PER_ACTOR))
+    return actors
 
 
 @contextmanager
