@@ -150,7 +150,7 @@ def _score_with_ray(todo: list[Shard], out: Path, address: str | None, workers: 
         raise BatchError("the batch job needs Ray: pip install 'qa-engine[batch]'") from None
 
     started_here = not ray.is_initialized()
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or None  # an empty RAY_ADDRESS= is no address
     local = started_here and address in (None, "local")  # "local": a new local Ray, as ray.init reads it
     actors = actor_count(workers, todo, local)
     level = logging.INFO if verbose else logging.ERROR

@@ -72,3 +72,11 @@ def test_another_ray_on_the_agent_port_does_not_hold_up_the_embedded_node(tmp_pa
         holder.close()
     agent_log = Path(embedded[0].get_logs_dir_path()) / "dashboard_agent.log"
     assert "Failed to bind" not in agent_log.read_text()  # Ray's fixed port retries 6 times over 3.3 s
+
+
+def test_an_empty_ray_address_is_no_address(tmp_path, embedded, monkeypatch):
+    """``RAY_ADDRESS=`` left empty in a shell starts the embedded node; it used to reach ``ray.init(address="")``."""
+    split_sample(tmp_path / "month", shards=1)
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    assert run_job([str(tmp_path / "month")], tmp_path / "out").scored == 300
+    assert len(embedded) == 1
