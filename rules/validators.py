@@ -48,6 +48,16 @@ def cn_id(text: str) -> bool:
     return cn_id_birth_date(text) and cn_id_checksum(text)
 
 
+def mobile_number(text: str) -> bool:
+    """A mainland mobile number however written: 11 digits 1[3-9]…, any numeral system, groups
+    separated by a comma or 、 (read out: 一三八，一二三四，五六七八), the letter o at most three times
+    for 0 (15o1234…) — more o's than that is a word, not a number."""
+    if text.lower().count("o") > 3:
+        return False
+    number = _digits(text.lower().replace("o", "0"))
+    return len(number) == 11 and number[0] == "1" and number[1] in "3456789"
+
+
 def luhn(text: str) -> bool:
     """Luhn (mod 10) check used by bank card numbers."""
     number = _digits(text)
@@ -71,6 +81,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "cn_id_checksum": cn_id_checksum,
     "cn_id_birth_date": cn_id_birth_date,
     "cn_id": cn_id,
+    "mobile_number": mobile_number,
     "luhn": luhn,
     "bank_card": bank_card,
 }
