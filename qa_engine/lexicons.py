@@ -6,6 +6,7 @@ run on the compact view, so a cue survives the same evasions a rule term does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib import resources
 
@@ -72,8 +73,10 @@ class Lexicons:
 
     GROUPS = ("empathy", "complaint", "solution", "resolution", "service")
 
-    def __init__(self, data: LexiconFile) -> None:
-        self.version = data.version
+    def __init__(self, data: LexiconFile, digest: str = "") -> None:
+        #: the declared version plus a hash of the file's bytes (as rule packs record theirs), so a cue
+        #: edited without a version bump still shows in every result's provenance
+        self.version = f"{data.version}+{digest[:8]}" if digest else data.version
         self.quote = data.quote
         self.resolution = data.resolution
         self._cue_sets = {(group, name): CueSet(phrases)
@@ -97,4 +100,4 @@ def load_lexicons(text: str | None = None) -> Lexicons:
     """Parse lexicon YAML text; the bundled ``conf/lexicons.yaml`` by default."""
     if text is None:
         text = resources.files("qa_engine").joinpath("conf/lexicons.yaml").read_text(encoding="utf-8")
-    return Lexicons(LexiconFile.model_validate(yaml.safe_load(text)))
+    return Lexicons(LexiconFile.model_validate(yaml.safe_load(text)), hashlib.sha256(text.encode("utf-8")).hexdigest())

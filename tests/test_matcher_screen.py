@@ -168,7 +168,8 @@ def test_every_real_agent_turn_has_the_same_findings_with_and_without_the_screen
 @needs_corpora
 def test_the_screen_runs_few_regexes_on_real_agent_turns(rule_detector, monkeypatch):
     """The cost of issue #11's packs: 7,360 regex runs on the 6,369 real agent turns with a
-    character screen; the factor screen runs about 1,100 (real matches: a few dozen)."""
+    character screen; the factor screen ran about 1,100 with those packs and about 2,100 after the
+    round-3 and round-4 packs (168 regexes; real matches: a few dozen)."""
     from models.corpus import conversations
 
     regexes = rule_detector._compiled.regexes
@@ -176,4 +177,4 @@ def test_the_screen_runs_few_regexes_on_real_agent_turns(rule_detector, monkeypa
     real_find = regexes._find
     monkeypatch.setattr(regexes, "_find", lambda k, view: runs.append(k) or real_find(k, view))
     rule_detector.detect_many(conversations(CORPORA))
-    assert 0 < len(runs) <= 2000
+    assert 0 < len(runs) <= 2500

@@ -116,6 +116,20 @@ def test_results_carry_versions_and_are_deterministic(pipeline):
     assert versions.detectors["qa.rules.v1"] and versions.detectors["qa.empathy.lexical.v1"]
 
 
+
+def test_an_edited_lexicon_changes_the_recorded_lexicon_version():
+    """A cue added without a version bump must still show in the results' provenance (issue #11's rounds
+    edited the negation cues under an unchanged declared version)."""
+    from importlib import resources
+
+    from qa_engine.lexicons import load_lexicons
+
+    text = resources.files("qa_engine").joinpath("conf/lexicons.yaml").read_text(encoding="utf-8")
+    shipped, edited = load_lexicons(text), load_lexicons(text.replace("cues: [不是, ", "cues: [决不, 不是, ", 1))
+    assert shipped.version.split("+")[0] == edited.version.split("+")[0]  # same declared version
+    assert shipped.version != edited.version
+    assert Pipeline.from_config().score(GOOD_SERVICE).versions.lexicons == load_lexicons().version == shipped.version
+
 def test_check_uses_context_for_quotes(pipeline):
     context = [Turn(role=Role.CUSTOMER, text="别家说他们的是全网最好的")]
     assert pipeline.check("您说的“全网最好”我们不敢承诺哦", context=context) == []
