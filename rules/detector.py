@@ -7,6 +7,7 @@ cite each survivor's rule, law and rewrite with its span in the original text.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,9 @@ class RuleDetector:
         findings = [self._finding(m, index, view.original) for m in kept]
         if explain:
             findings += [self._finding(m, index, view.original, reason) for m, reason in excused]
+            shown = set(kept)
             findings += [self._finding(m, index, view.original, "overlap: inside a longer hit of the same category")
-                         for m in active if m not in kept]
+                         for m in active if m not in shown]
         return findings
 
     def _finding(self, match: Match[Rule], turn: int, text: str, suppressed_by: str | None = None) -> Finding:
@@ -200,14 +202,23 @@ def _enclosing(match: Match[Rule], excused: list[tuple[Match[Rule], str]]) -> st
 
 
 def _longest_per_category(matches: list[Match[Rule]]) -> list[Match[Rule]]:
-    """Of hits overlapping within one category keep the longest (then the most severe)."""
+    """Of hits overlapping within one category keep the longest (then the most severe).
+
+    A category's kept hits never overlap, so sorted by start their ends are sorted too: a new hit
+    overlaps one of them exactly when the last kept hit starting before its end ends after its start
+    (a bisection, not a scan of every kept hit: a long draft can carry thousands of hits)."""
     ordered = sorted(matches, key=lambda m: (-(m.end - m.start), _SEVERITY_RANK[m.payload.severity],
                                              m.start, m.payload.id))
+    spans: dict[str, tuple[list[int], list[int]]] = {}  # per category: kept starts, kept ends (both sorted)
     kept: list[Match[Rule]] = []
     for match in ordered:
-        if not any(k.payload.category == match.payload.category and k.start < match.end and match.start < k.end
-                   for k in kept):
-            kept.append(match)
+        starts, ends = spans.setdefault(match.payload.category, ([], []))
+        before = bisect_left(starts, match.end)
+        if before and ends[before - 1] > match.start:
+            continue
+        starts.insert(before, match.start)
+        ends.insert(before, match.end)
+        kept.append(match)
     return sorted(kept, key=lambda m: (m.start, m.end, m.payload.id))
 
 

@@ -6,10 +6,13 @@ import shutil
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import conversation
 from qa_engine.errors import RulePackError
-from rules.detector import make_rule_detector
+from rules.detector import _SEVERITY_RANK, _longest_per_category, make_rule_detector
+from rules.matcher import Match
 from rules.pack import BUNDLED_PACKS, load_rulebook, pack_files, parse_pack
 
 PACK = """
@@ -148,3 +151,29 @@ def test_a_new_category_is_one_pack_file_and_the_scorecard_must_score_it(tmp_pat
     with pytest.raises(ScorecardError, match="gambling"):
         default.reload()
     assert "gambling" not in default.detectors[0].categories
+
+
+def _longest_per_category_by_scan(matches):
+    """The reference: each hit against every hit kept so far."""
+    ordered = sorted(matches, key=lambda m: (-(m.end - m.start), _SEVERITY_RANK[m.payload.severity], m.start, m.payload.id))
+    kept = []
+    for match in ordered:
+        if not any(k.payload.category == match.payload.category and k.start < match.end and match.start < k.end
+                   for k in kept):
+            kept.append(match)
+    return sorted(kept, key=lambda m: (m.start, m.end, m.payload.id))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12), st.integers(0, 7)), max_size=40))
+def test_overlapping_hits_keep_the_longest_per_category_as_a_scan_of_every_kept_hit_would(spans):
+    """`_longest_per_category` finds overlaps by bisection among the category's kept hits; it must keep
+    exactly what comparing each hit with every kept hit keeps (rules of two categories and severities)."""
+    by_category = {}
+    for rule in load_rulebook().rules:
+        by_category.setdefault(rule.category, [])
+        if rule.severity not in {r.severity for r in by_category[rule.category]}:
+            by_category[rule.category].append(rule)
+    rules = [rule for category in sorted(by_category)[:2] for rule in by_category[category][:2]]
+    matches = [Match(rules[r % len(rules)], start, start + length, "regex") for start, length, r in spans]
+    assert _longest_per_category(matches) == _longest_per_category_by_scan(matches)
