@@ -82,6 +82,8 @@ def main() -> None:
     every_text = [text for text, _ in train] + [line["text"] for rows in tests.values() for line in rows]
     model, tokenizer, _ = build_encoder(every_text)
     x_train = embed(model, tokenizer, [text for text, _ in train], prefix="query: ")
+    heads = {category: logistic_regression(x_train, np.array([category in c for _, c in train], dtype=np.int64))
+             for category in CATEGORIES}  # one probe per category, evaluated on every round's test lines
     rules = Pipeline.from_config()
     print(f"probe trained on {len(train)} texts (dev lines of every round, golden cases, real agent turns)")
     for name, rows in tests.items():
@@ -93,8 +95,7 @@ def main() -> None:
         print(f"  {'category':<12} {'n':>4}  {'rules: recall / innocent flagged':>34}  "
               + "  ".join(f"{'probe p≥' + str(cut) + ': recall / flagged':>30}" for cut in CUTS))
         for category in CATEGORIES:
-            y = np.array([category in c for _, c in train], dtype=np.int64)
-            w, b = logistic_regression(x_train, y)
+            w, b = heads[category]
             p = 1 / (1 + np.exp(-(x_test @ w + b)))
             positive = [i for i, line in enumerate(rows) if category in line["categories"]]
             if not positive:
