@@ -3,7 +3,9 @@
 Every agent turn of ``../shared/corpora`` (JDDC + ECD) is checked by ``qa.rules.v1``; each counted hit
 is compared with the turn's label in ``models/data/real/agent_turns.jsonl`` (every turn a rule hits is
 labelled there). The anchor is the same matcher with no context stages (every hit counts: what a
-plain lexicon flags). Prints hits, real, false and false alarms per 1,000 agent turns per rule, and
+plain lexicon flags); the models configuration decides each hit in context and adds what its turn
+head raises on its own (rule ids ``conduct.model`` / ``efficacy.model``; every agent turn is
+labelled). Prints hits, real, false and false alarms per 1,000 agent turns per rule, and
 the false *turns* (a turn with any false hit and no real violation) per 1,000 — the issue's measure.
 
     python benchmarks/bench_rule_precision.py [--corpora ../shared/corpora] [--split test]
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from models.annotation import split_of, turn_id
 from models.corpus import conversations
+from models.detectors import make_hybrid_violation
 from models.labels import REAL_DIR
 from qa_engine.findings import FindingKind
 from qa_engine.schema import Role
@@ -37,9 +40,11 @@ def main() -> None:
     rules = make_rule_detector()
     items = [c for c in conversations(args.corpora) if args.split == "all" or split_of(c.conversation_id) == args.split]
     agent_turns = sum(t.role is Role.AGENT for c in items for t in c.turns)
+    hybrid = make_hybrid_violation()
     systems = {"qa.rules.v1 (context stages)": lambda c: rules.detect(c),
                "bare lexicon (every hit counts)": lambda c: [f for f in rules.explain(c)
-                                                             if not (f.suppressed_by or "").startswith("role")]}
+                                                             if not (f.suppressed_by or "").startswith("role")],
+               f"models configuration ({hybrid.name}: hits decided in context + turn head)": hybrid.detect}
     unlabelled: list[str] = []
     print(f"{agent_turns} real agent turns in {len(items)} conversations (split: {args.split})")
     for name, detect in systems.items():

@@ -1,7 +1,7 @@
 """Fine-tuned Chinese model heads for qa-engine (issue #6).
 
 A character-level tokenizer and a small BERT encoder pretrained with masked-language
-modelling, four classification heads (empathy, customer emotion, contextual violation,
+modelling, five classification heads (empathy, customer emotion, contextual violation, turn violation,
 resolution), inference backends (onnxruntime int8, torch, vLLM judge) and the detectors
 that plug into ``qa_engine`` through the ``qa_engine.detectors`` entry points. Heavy
 imports (torch, onnxruntime, transformers) happen inside functions, so importing this

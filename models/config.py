@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from models import DATA_DIR, PACKAGE_DIR, SHIPPED_MODEL
 
+LINES_GLOB = PACKAGE_DIR.parent / "benchmarks" / "data" / "compliance_lines*.jsonl"
+
 MODEL_NAME = "qa_zh_char"
-MODEL_VERSION = "0.2.3"
+MODEL_VERSION = "0.3.0"
 PRETRAIN_LENGTH = 64  # MLM on short windows (CPU budget); the heads see up to MAX_LENGTH
 
 
@@ -28,6 +30,7 @@ class TrainConfig:
     corpora: list[str] = field(default_factory=list)   # empty: the bundled synthetic text and labelled set
     data_dir: str = str(DATA_DIR)                      # synthetic labelled set (no corpus given)
     labels_dir: str = str(DATA_DIR / "real")           # labels of the real corpora, by reference
+    compliance_lines: str = str(LINES_GLOB)            # blind hand-written agent lines: dev split trains, test measures
     teacher_layers: int = 6                            # e5-small layers the teacher keeps (0: no teacher)
     teacher_epochs: int = 2
     teacher_batch: int = 16

@@ -2,7 +2,9 @@
 
 - ``qa.violation.model.v1``: every rule hit (the ones context excused included) goes to the
   contextual-violation head; the rules' decision stands unless the model is confident otherwise
-  (removes lexicon false positives, restores excused real violations) — the hybrid decision;
+  (removes lexicon false positives, restores excused real violations) — the hybrid decision; and
+  the turn head raises conduct and efficacy findings, with their evidence clause, on agent turns
+  no rule of the category hit (wording no phrase list covers);
 - ``qa.empathy.model.v1``: the empathy label (present / late / missing / not_needed) with the
   empathy head judging agent turns and the emotion head (or a complaint cue) finding the complaint;
 - ``qa.resolution.model.v1``: resolved / unresolved / escalated from the whole conversation;
@@ -15,6 +17,7 @@ pipeline configured for models always builds; the report's versions then name th
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +31,8 @@ from qa_engine.text import normalise
 from models import SHIPPED_MODEL
 from models.artefact import ModelUnavailable
 from models.backends import Backend, load_backend, softmax
-from models.tasks import HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, previous_other, turn_input, turn_pair
+from models.tasks import (HEADS, conversation_input, hit_input, hybrid_decision, is_candidate, previous_other,
+                          raised_category, turn_input, turn_pair)
 
 VERSION = "1.0.0"
 
@@ -187,10 +191,13 @@ def satisfaction_label(score: float, low: float, high: float) -> str:
 
 
 class HybridViolationDetector(_ModelDetector):
-    """Rule hits decided in context: the rules' decision unless the model is confident otherwise.
+    """Rule hits decided in context (the rules' decision unless the model is confident otherwise), plus
+    the conduct and efficacy turns the turn head raises where no rule of the category counted.
 
-    Delegates reloading and rule-pack versions to the wrapped rule detector, so the live
-    service can watch and reload its packs as before.
+    A raised finding cites its evidence: the clause of the turn the head scores highest (a turn of one
+    clause is its own evidence); citation, message and rewrite come from the category's lead rule (the
+    first of its pack). Delegates reloading and rule-pack versions to the wrapped rule detector, so the
+    live service can watch and reload its packs as before.
     """
 
     name = "qa.violation.model.v1"
@@ -198,6 +205,7 @@ class HybridViolationDetector(_ModelDetector):
     def __init__(self, backend: Backend, rules) -> None:
         super().__init__(backend)
         self.rules = rules
+        self.raises = "turn_violation" in self.artefact.manifest["heads"]  # artefacts before 0.3.0 lack the head
 
     def data_versions(self) -> dict[str, str]:
         return {**self.rules.data_versions(), **super().data_versions()}
@@ -216,9 +224,12 @@ class HybridViolationDetector(_ModelDetector):
         return [[f for f in decided if f.suppressed_by is None] for decided in self._decide(conversations)]
 
     def decision_note(self, finding: Finding) -> str | None:
-        """Why a counted hit counts: the model's probability against the threshold that applied."""
+        """Why a counted finding counts: the model's probability against the threshold that applied."""
         if finding.detector != self.name or finding.suppressed_by is not None:
             return None
+        if finding.match == "model":
+            return (f"raised by the model: p({finding.category})={finding.confidence:.2f} ≥ "
+                    f"{self.artefact.threshold('turn_violation'):.2f}; no rule of the category counted on this turn")
         keep, restore = self.artefact.threshold("violation_keep"), self.artefact.threshold("violation_restore")
         return (f"counted: model p(real)={finding.confidence:.2f} (a hit the rules count stays at ≥ {keep:.2f}; "
                 f"one context excused comes back at ≥ {restore:.2f})")
@@ -228,7 +239,7 @@ class HybridViolationDetector(_ModelDetector):
 
     def _decide(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
         """Every rule hit of every conversation (the excused ones included), the candidates judged by the
-        model in one call; each conversation's hits in the rules' order."""
+        model in one call, each conversation's hits in the rules' order; then the raised findings."""
         hits = self.rules.explain_many(conversations)
         candidates = [(c, h, hit) for c, found in enumerate(hits) for h, hit in enumerate(found) if is_candidate(hit)]
         probs = self.backend.probabilities("violation", [
@@ -244,7 +255,74 @@ class HybridViolationDetector(_ModelDetector):
                 else f"model: not a violation in context (p(real)={p:.2f} < {threshold})"
             decided[c][h] = hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
                                                    "detector": self.name, "detector_version": self.version})
+        if self.raises:
+            for conversation, found, raised in zip(conversations, decided, self._raised(conversations, decided)):
+                found += raised
         return decided
+
+    def _raised(self, conversations: Sequence[Conversation], decided: list[list[Finding]]) -> list[list[Finding]]:
+        """The turn head's own findings: an agent turn it scores at or above its threshold for conduct or
+        efficacy, where no hit of that category counted. Read from the turn pass the empathy and emotion
+        detectors share (the backend memoises it), so the models configuration pays nothing extra."""
+        threshold = self.artefact.threshold("turn_violation")
+        lead = {}
+        for rule in self.rules.rulebook.rules:
+            lead.setdefault(rule.category, rule)
+        raised: list[list[tuple[int, str, float]]] = []
+        for c, (spoken, logits) in enumerate(turn_logits(self.backend, conversations)):
+            counted = {(f.turn, f.category) for f in decided[c] if f.suppressed_by is None}
+            probs = softmax(logits["turn_violation"])
+            mine = []
+            for row, index in enumerate(spoken):
+                if conversations[c].turns[index].role is not Role.AGENT:
+                    continue
+                category = raised_category(probs[row], threshold)
+                if category and category in lead and (index, category) not in counted:
+                    mine.append((index, category, float(probs[row][HEADS["turn_violation"].index(category)])))
+            raised.append(mine)
+        spans = self._evidence([(conversations[c], index, category) for c, mine in enumerate(raised)
+                                for index, category, _ in mine])
+        out: list[list[Finding]] = []
+        for c, mine in enumerate(raised):
+            findings = []
+            for index, category, p in mine:
+                start, end = next(spans)
+                rule, text = lead[category], conversations[c].turns[index].text
+                findings.append(self._finding(f"{category}.model", category, FindingKind.VIOLATION, index, p,
+                                              severity=Severity.MAJOR, start=start, end=end, evidence=text[start:end],
+                                              citation=rule.citation, rewrite=rule.rewrite,
+                                              message=f"{rule.message or rule.description}（模型判断 p={p:.2f}）"))
+            out.append(findings)
+        return out
+
+    def _evidence(self, flagged: list[tuple[Conversation, int, str]]):
+        """Each flagged turn's evidence span: the clause the turn head scores highest for the category,
+        in one model call for all clauses of all flagged turns."""
+        clauses = [(c, index, category, clause_spans(c.turns[index].text)) for c, index, category in flagged]
+        inputs = [turn_pair(c.turns[index].text[start:end], previous_other(c, index))
+                  for c, index, _, spans in clauses for start, end in spans]
+        probs = self.backend.probabilities("turn_violation", inputs) if inputs else np.zeros((0, 3))
+        row = 0
+        for _, _, category, spans in clauses:
+            scores = probs[row:row + len(spans), HEADS["turn_violation"].index(category)]
+            row += len(spans)
+            yield spans[int(scores.argmax())]
+
+
+_CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;～~\n]+")
+
+
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """The clauses of a turn (between punctuation), as character spans of the original text; the whole
+    turn when it has one clause."""
+    spans, start = [], 0
+    for gap in _CLAUSE_BREAK.finditer(text):
+        if text[start:gap.start()].strip():
+            spans.append((start, gap.start()))
+        start = gap.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans if len(spans) > 1 else [(0, len(text))]
 
 
 def turn_logits(backend: Backend, conversations: Sequence[Conversation]) -> list[tuple[list[int], dict[str, np.ndarray]]]:

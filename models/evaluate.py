@@ -22,7 +22,7 @@ from models.artefact import ModelArtefact
 from models.backends import softmax
 from models.labels import SPLITS, Dataset
 from models.tasks import (HEADS, conversation_input, conversation_of, hit_candidates, hit_input, hybrid_decision,
-                          turn_input, turn_pair, utterance_conversation)
+                          line_rows, raised_category, turn_input, turn_pair, utterance_conversation)
 
 TARGETS = {"empathy F1 (yes)": 0.80, "resolution accuracy": 0.80,
            "false violation turns per 1,000 real agent turns (at most)": 3.0,
@@ -77,6 +77,17 @@ def hybrid_thresholds(probs: np.ndarray, rule: np.ndarray, labels: np.ndarray,
     return max(keep, 0.0), restore
 
 
+RAISE_FALSE_PER_1000 = 1.0  # the turn head's share of issue #10's ≤ 3 false violation turns per 1,000
+
+
+def raise_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The turn head's bar: the lowest (≥ 0.5) at which the dev turns labelled clean that it would raise
+    stay within ``RAISE_FALSE_PER_1000`` per 1,000 dev turns (real turns: violations are rare)."""
+    clean = np.sort(probs[labels == 0, 1:].max(axis=1))[::-1]
+    allowed = int(RAISE_FALSE_PER_1000 * len(labels) / 1000)
+    return round(max(0.5, float(clean[allowed]) + 1e-4), 4) if len(clean) > allowed else 0.5
+
+
 def _agent_turn(text: str) -> Conversation:
     return Conversation(conversation_id="u", turns=(Turn(role=Role.AGENT, text=text),))
 
@@ -85,9 +96,11 @@ def macro_f1(report: dict[str, Any]) -> float:
     return float(np.mean([v["f1"] for v in report["per_label"].values()]))
 
 
-def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Dataset, rules, train_examples: int) -> dict[str, Any]:
+def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Dataset, rules, train_examples: int,
+             lines: list[dict[str, Any]] = ()) -> dict[str, Any]:
     """Every system (teacher, student …: backends carrying their artefact's thresholds) beside the baselines,
-    per head, on the test split; then the whole pipeline, rules-only vs the models configuration."""
+    per head, on the test split (and the blind hand-written lines' test split); then the whole pipeline,
+    rules-only vs the models configuration."""
     test = data.split("test")
     agent = [u for u in test.utterances if u["role"] == "agent"]
     customer = [u for u in test.utterances if u["role"] == "customer"]
@@ -98,6 +111,9 @@ def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Datas
     report: dict[str, Any] = {"sizes": sizes, "training examples": train_examples,
                               "heads": {"empathy": {}, "resolution": {}, "emotion": {}, "violation": {}}}
     heads = report["heads"]
+    blind = line_rows(line for line in lines if line["split"] == "test")
+    if blind:
+        report["blind lines"] = {}
     conversations = [conversation_of(c) for c in test.conversations]
     lexicons = load_lexicons()
     inputs = {"empathy": [turn_pair(u["text"], u.get("context")) for u in agent],
@@ -114,6 +130,8 @@ def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Datas
             heads[head][name] = classification_report(gold[head], predicted, HEADS[head]) | {
                 "ece": expected_calibration_error(probs, np.array([HEADS[head].index(g) for g in gold[head]]))}
         heads["violation"][name] = _violations(backend, agent, rules)
+        if blind:
+            report["blind lines"][name] = _violations(backend, blind, rules)
     empathy_baseline = EmpathyLexicalDetector()
     heads["empathy"]["qa.empathy.lexical.v1"] = classification_report(
         gold["empathy"],
@@ -128,13 +146,17 @@ def evaluate(systems: dict[str, Any], fp32, artefact: ModelArtefact, data: Datas
         ["negative" if lexicons.cues("complaint", "cues").first(normalise(u["text"]).compact) else "neutral"
          for u in customer], HEADS["emotion"])
     heads["violation"]["qa.rules.v1"] = _violations(None, agent, rules)
-    report["parity"] = _parity(systems["student (shipped int8 ONNX)"], fp32, inputs)
+    if blind:
+        report["blind lines"]["qa.rules.v1"] = _violations(None, blind, rules)
+    report["parity"] = _parity(systems["student (shipped int8 ONNX)"], fp32,
+                               inputs | {"turn_violation": inputs["empathy"]})
     return report
 
 
 def _violations(backend, agent: list[dict[str, Any]], rules) -> dict[str, Any]:
     """Per utterance × category decisions and false violation turns: the rule detector alone
-    (``backend`` None) or each rule hit decided in context by the model (the hybrid decision)."""
+    (``backend`` None) or each rule hit decided in context by the model (the hybrid decision) plus
+    the categories the turn head raises on its own."""
     gold_pairs: set = set()
     predicted: set = set()
     candidates = []
@@ -152,6 +174,10 @@ def _violations(backend, agent: list[dict[str, Any]], rules) -> dict[str, Any]:
         probs = backend.probabilities("violation", [c[2] for c in candidates])[:, 1]
         keep, restore = backend.artefact.threshold("violation_keep"), backend.artefact.threshold("violation_restore")
         predicted = {c[0] for c, p in zip(candidates, probs) if hybrid_decision(c[1], p, keep, restore)}
+    if backend is not None and "turn_violation" in backend.artefact.manifest["heads"]:
+        probs = backend.probabilities("turn_violation", [turn_pair(u["text"], u.get("context")) for u in agent])
+        threshold = backend.artefact.threshold("turn_violation")
+        predicted |= {(u["id"], c) for u, p in zip(agent, probs) if (c := raised_category(p, threshold))}
     gold_turns = {pair[0] for pair in gold_pairs}
     false_turns = {pair[0] for pair in predicted - gold_pairs} - gold_turns
     return _set_scores(gold_pairs, predicted) | {"false_turns": len(false_turns), "agent_turns": len(agent),
@@ -285,6 +311,15 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
               "| system | precision | recall | F1 | gold | predicted | false violation turns / 1,000 |", "|---|---|---|---|---|---|---|",
               *[f"| {k} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['gold']} | {v['predicted']} | "
                 f"{v['false_per_1000']:.1f} |" for k, v in heads["violation"].items()],
+              "", "Model systems: each rule hit decided in context, plus the conduct / efficacy turns the turn head",
+              "raises on its own (threshold tuned on dev for ≤ 1 clean dev turn in 1,000).", "",
+              *(["### Blind hand-written agent lines, test split (`benchmarks/data/compliance_lines*.jsonl`)", "",
+                 "Written by helper sessions that never saw the packs; the dev split trained the turn head. Hand-written,",
+                 "not corpus text: a measure of unseen wording, not of real traffic. Per line × category:", "",
+                 "| system | precision | recall | F1 | gold | predicted | false lines / 1,000 |", "|---|---|---|---|---|---|---|",
+                 *[f"| {k} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['gold']} | {v['predicted']} | "
+                   f"{v['false_per_1000']:.1f} |" for k, v in report["blind lines"].items()], ""]
+                if report.get("blind lines") else []),
               "", "## int8 ONNX student vs its fp32 weights (test inputs)", "",
               "| head | same prediction | max abs logit difference |", "|---|---|---|",
               *[f"| {h} | {v['agreement']:.3f} | {v['max_abs_logit_diff']:.3f} |" for h, v in report["parity"].items()], ""]

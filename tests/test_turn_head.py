@@ -1,0 +1,159 @@
+"""The turn-violation head (issue #10/#11): conduct and efficacy raised on agent turns no rule hit.
+
+The decision logic runs against a scripted backend (what the head "says" is fixed by markers in the
+text), so each rule of the decision is checked exactly; the shipped model's behaviour on real and
+hand-written turns is checked in ``test_turn_head_shipped``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, conversation
+from models.detectors import HybridViolationDetector, clause_spans
+from models.evaluate import raise_threshold
+from models.tasks import (HEADS, compliance_line_examples, golden_case_examples, raised_category, turn_examples,
+                          turn_violation_label)
+from qa_engine.findings import FindingKind, Severity
+from rules.detector import make_rule_detector
+
+CONDUCT, EFFICACY = "kkk", "jjj"  # what the scripted head reads as abuse / an efficacy claim (fold keeps them)
+
+
+class ScriptedArtefact:
+    name, provenance = "scripted", "0 sha256:0"
+
+    def __init__(self, heads: tuple[str, ...] = tuple(HEADS)) -> None:
+        self.manifest = {"heads": {h: list(HEADS[h]) for h in heads}}
+
+    def threshold(self, head: str) -> float:
+        return {"turn_violation": 0.8, "violation_keep": 0.0, "violation_restore": 1.01}.get(head, 0.5)
+
+
+class ScriptedBackend:
+    """Every rule hit stays; the turn head scores 0.9 for a category whose marker the turn holds."""
+
+    row_independent = True
+
+    def __init__(self, artefact: ScriptedArtefact | None = None) -> None:
+        self.artefact = artefact or ScriptedArtefact()
+        self.calls: list[int] = []
+
+    def logits(self, inputs):
+        self.calls.append(len(inputs))
+        out = {head: np.zeros((len(inputs), len(labels)), np.float32) for head, labels in HEADS.items()}
+        for row, (text, _) in enumerate(inputs):
+            out["violation"][row] = (0.0, 5.0)
+            conduct, efficacy = (0.9 if CONDUCT in text else 0.04), (0.9 if EFFICACY in text else 0.04)
+            out["turn_violation"][row] = np.log(np.array((max(1 - conduct - efficacy, 0.01), conduct, efficacy)))
+        return out
+
+    def probabilities(self, head, inputs):
+        logits = self.logits(inputs)[head]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return make_rule_detector()
+
+
+def test_a_turn_the_head_scores_high_is_raised_with_its_evidence_clause_and_the_lead_rule_citation(rules):
+    hybrid = HybridViolationDetector(ScriptedBackend(), rules)
+    conv = conversation(("customer", "怎么还没发货"), ("agent", f"亲，仓库那边在打包{CONDUCT}，明天再看看吧"))
+    [finding] = hybrid.detect(conv)
+    lead = next(r for r in rules.rulebook.rules if r.category == "conduct")
+    assert (finding.rule_id, finding.category, finding.kind, finding.turn) == \
+           ("conduct.model", "conduct", FindingKind.VIOLATION, 1)
+    assert finding.evidence == f"仓库那边在打包{CONDUCT}"  # the clause, not the turn
+    assert conv.turns[1].text[finding.start:finding.end] == finding.evidence
+    assert (finding.citation, finding.rewrite, finding.severity) == (lead.citation, lead.rewrite, Severity.MAJOR)
+    assert finding.match == "model" and finding.confidence == pytest.approx(0.9, abs=0.01)
+    note = hybrid.decision_note(finding)
+    assert "p(conduct)=0.90" in note and "0.80" in note
+
+
+def test_nothing_is_raised_on_customer_turns_below_the_threshold_or_where_a_rule_of_the_category_counted(rules):
+    hybrid = HybridViolationDetector(ScriptedBackend(), rules)
+    conv = conversation(("customer", f"你们客服都是傻子{CONDUCT}"), ("agent", "您好，请问有什么可以帮您"),
+                        ("agent", f"你是不是傻{CONDUCT}"), ("agent", f"这款面霜能根治湿疹{EFFICACY}"))
+    found = hybrid.detect(conv)
+    assert not [f for f in found if f.turn in (0, 1)]
+    assert [f.rule_id for f in found if f.turn == 2] == ["conduct.abusive"]        # the rule's finding, no duplicate
+    assert [f.rule_id for f in found if f.turn == 3] == ["efficacy.disease_treatment"]
+
+
+def test_the_likelier_category_is_raised_and_an_artefact_without_the_head_raises_nothing(rules):
+    conv = conversation(("customer", "这个茶有什么用"), ("agent", f"喝一个月身体就好了{EFFICACY}"))
+    assert [f.rule_id for f in HybridViolationDetector(ScriptedBackend(), rules).detect(conv)] == ["efficacy.model"]
+    old = ScriptedArtefact(heads=("empathy", "emotion", "violation", "resolution"))
+    assert HybridViolationDetector(ScriptedBackend(old), rules).detect(conv) == []
+
+
+def test_raised_findings_of_a_batch_equal_those_of_each_conversation_alone(rules):
+    hybrid = HybridViolationDetector(ScriptedBackend(), rules)
+    batch = [conversation(("customer", "在吗"), ("agent", f"第{i}次了，烦不烦{CONDUCT}。" if i % 2 else "在的亲"))
+             for i in range(6)]
+    assert hybrid.detect_many(batch) == [hybrid.detect(c) for c in batch]
+
+
+def test_the_evidence_pass_is_one_model_call_for_every_flagged_turn(rules):
+    backend = ScriptedBackend()
+    hybrid = HybridViolationDetector(backend, rules)
+    batch = [conversation(("customer", "在吗"), ("agent", f"等着吧，{CONDUCT}别催"), ("agent", f"多喝{EFFICACY}，身体就好"))
+             for _ in range(3)]
+    found = hybrid.detect_many(batch)
+    assert [[f.evidence for f in fs] for fs in found] == [[f"{CONDUCT}别催", f"多喝{EFFICACY}"]] * 3
+    assert len(backend.calls) == 2  # the turn pass, then all six turns' clauses at once
+
+
+@pytest.mark.parametrize("text, spans", [
+    ("没问题", [(0, 3)]),
+    ("好的。", [(0, 3)]),                           # one clause: the whole turn, its punctuation included
+    ("好的，亲。", [(0, 2), (3, 4)]),
+    ("亲，这个真不行！您再看看", [(0, 1), (2, 7), (8, 12)]),
+    ("，，开头就断\n第二行", [(2, 6), (7, 10)]),
+])
+def test_clause_spans(text, spans):
+    assert clause_spans(text) == spans
+
+
+def test_raised_category_takes_the_likelier_of_conduct_and_efficacy_at_the_threshold():
+    assert raised_category((0.1, 0.85, 0.05), 0.8) == "conduct"
+    assert raised_category((0.1, 0.05, 0.85), 0.8) == "efficacy"
+    assert raised_category((0.3, 0.4, 0.3), 0.5) is None
+    assert raised_category((0.2, 0.8, 0.0), 0.8) == "conduct"
+
+
+def test_raise_threshold_keeps_clean_dev_turns_within_one_in_a_thousand():
+    rng = np.random.default_rng(0)
+    clean = rng.dirichlet((8, 1, 1), size=2500)
+    probs = np.vstack([clean, [[0.02, 0.97, 0.01]] * 20])
+    labels = np.array([0] * 2500 + [1] * 20)
+    threshold = raise_threshold(probs, labels)
+    raised = probs[labels == 0, 1:].max(axis=1) >= threshold
+    assert threshold >= 0.5 and raised.sum() <= 2 and (probs[labels == 1, 1] >= threshold).all()
+    assert raise_threshold(np.array([[0.9, 0.05, 0.05]] * 10), np.zeros(10, int)) == 0.5  # floor
+
+
+def test_turn_labels_training_examples_and_the_blind_lines_dev_split_only(rules):
+    assert turn_violation_label([]) == 0 and turn_violation_label(["ad_law"]) == 0
+    assert turn_violation_label(["privacy", "conduct"]) == 1 and turn_violation_label(["efficacy"]) == 2
+    rows = [{"id": "a#1", "role": "agent", "text": "你烦不烦", "context": "在吗", "empathy": False, "compliance": ["conduct"]},
+            {"id": "c#0", "role": "customer", "text": "在吗", "emotion": "neutral"}]
+    assert [(e.head, e.label) for e in turn_examples(rows)] == [("empathy", 0), ("turn_violation", 1), ("emotion", 1)]
+    lines = [json.loads(line) for line in (ROOT / "benchmarks" / "data" / "compliance_lines_round3.jsonl")
+             .read_text(encoding="utf-8").splitlines()]
+    examples = compliance_line_examples(lines)
+    test_ids = {line["id"] for line in lines if line["split"] == "test"}
+    assert {e.head for e in examples} == {"turn_violation"} and not {e.source for e in examples} & test_ids
+    turns = {e.source: e.label for e in examples}
+    assert len(turns) == sum(line["split"] == "dev" for line in lines)
+    assert {turns[line["id"]] for line in lines if line["split"] == "dev" and "conduct" in line["categories"]} == {1}
+    cases = golden_case_examples(rules, [ROOT / "rules" / "packs" / "efficacy.cases.yaml"])
+    labels = [e.label for e in cases if e.head == "turn_violation"]
+    assert set(labels) == {0, 2} and len(labels) >= 200
