@@ -4,7 +4,8 @@
 written *blind* — by helper sessions that never read the rule packs, their golden cases or the tests —
 following ``models/ANNOTATION.md``, each labelled with its violation categories, its form (``plain``
 violation, ``disguised`` violation, innocent ``lookalike`` of a trigger word, ``clean``), the phenomenon
-(``class``) and a split: ``dev`` lines are the ones error classes may be studied on, ``test`` lines are
+(``class``) and a split: ``dev`` lines are the ones error classes may be studied on (and the model's turn
+head is trained on), ``tune`` lines (round 5 on) only set the turn head's threshold, ``test`` lines are
 only reported. Our own hand-written text (no corpus text), so it lives in the repository. Round 1
 (``compliance_lines.jsonl``, 427 lines) is split dev / test; round 2 (``compliance_lines_round2.jsonl``),
 written later by another session after the round-1 dev fixes, is all dev.
@@ -16,7 +17,7 @@ look-alikes and recall per category, beside issue #11's targets, then the misses
 the dev split by class (``--show``). Systems: the default rules (``qa.rules.v1``), the bare lexicon
 (every hit counts: the anchor) and the models configuration (rule hits decided in context).
 
-    python benchmarks/bench_compliance.py [--show dev]
+    python benchmarks/bench_compliance.py [--show dev] [--model models/runs/…/model-…]
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ def measure(lines: list[dict], found: Callable[[dict], set[str]]) -> dict[str, f
     return result
 
 
-def systems() -> dict[str, Callable[[dict], set[str]]]:
+def systems(model_dir: Path | None = None) -> dict[str, Callable[[dict], set[str]]]:
     from models.evaluate import models_config
 
     rules_only = Pipeline.from_config()
-    with_models = Pipeline.from_config(models_config())
+    with_models = Pipeline.from_config(models_config(model_dir))
     compliance = set(rules_only.scorecard.sections["compliance"].categories)
     rule_detector = next(d for d in rules_only.detectors if d.name == "qa.rules.v1")
 
@@ -102,13 +103,14 @@ def main() -> None:
     parser.add_argument("--lines", type=Path, nargs="+", default=sorted(DATA.glob("compliance_lines*.jsonl")))
     parser.add_argument("--show", choices=("none", "dev", "test"), default="dev",
                         help="list the default rules' misses and false alarms of this split")
+    parser.add_argument("--model", type=Path, help="the models configuration's artefact (default: the shipped one)")
     args = parser.parse_args()
     lines = load_lines(args.lines)
     forms = Counter((line["split"], line["form"]) for line in lines)
     print(f"{len(lines)} hand-written agent lines ({', '.join(p.name for p in args.lines)}): "
           + ", ".join(f"{split}/{form} {n}" for (split, form), n in sorted(forms.items())))
-    found = systems()
-    for split in ("dev", "test", "all"):
+    found = systems(args.model)
+    for split in [*sorted({line["split"] for line in lines}), "all"]:
         part = [line for line in lines if split == "all" or line["split"] == split]
         results = {name: measure(part, system) for name, system in found.items()}
         keys = [k for k in next(iter(results.values())) if k not in ("lines", "violations")]

@@ -1,8 +1,9 @@
 """A model artefact directory: manifest (version, heads, thresholds) and checksummed files.
 
 Every result a model detector contributes to records ``<name>@<version> sha256:<checksum>``
-through ``data_versions``, and the checksum is recomputed from the files when they are
-loaded, so a report always names the exact bytes that scored it.
+through ``data_versions``, and the checksum is recomputed from the files (and the manifest's heads
+and thresholds) when they are loaded, so a report always names the exact bytes and decision
+thresholds that scored it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+DECISIONS = "manifest:heads+thresholds"
+
+
+def decisions_digest(manifest: dict[str, Any]) -> str:
+    """The manifest entries that decide labels besides the weights (heads and thresholds): part of the
+    checksum, so retuning a threshold changes what results record, as a changed file does."""
+    return hashlib.sha256(json.dumps({k: manifest.get(k) for k in ("heads", "thresholds")},
+                                     sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def combined_checksum(files: dict[str, str]) -> str:
@@ -79,7 +90,7 @@ class ModelArtefact:
             found[name] = sha256(file)
             if found[name] != expected:
                 raise ModelUnavailable(f"model file {file} does not match its manifest checksum")
-        return cls(Path(directory), manifest, combined_checksum(found))
+        return cls(Path(directory), manifest, combined_checksum(found | {DECISIONS: decisions_digest(manifest)}))
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any], files: list[str]) -> ModelArtefact:

@@ -194,8 +194,8 @@ class HybridViolationDetector(_ModelDetector):
     """Rule hits decided in context (the rules' decision unless the model is confident otherwise), plus
     the conduct and efficacy turns the turn head raises where no rule of the category counted.
 
-    A raised finding cites its evidence: the clause of the turn the head scores highest (a turn of one
-    clause is its own evidence); citation, message and rewrite come from the category's lead rule (the
+    A raised finding cites its evidence: the clause whose removal lowers the head's probability most (a
+    turn of one clause is its own evidence); citation, message and rewrite come from the category's lead rule (the
     first of its pack). Delegates reloading and rule-pack versions to the wrapped rule detector, so the
     live service can watch and reload its packs as before.
     """
@@ -296,17 +296,21 @@ class HybridViolationDetector(_ModelDetector):
         return out
 
     def _evidence(self, flagged: list[tuple[Conversation, int, str]]):
-        """Each flagged turn's evidence span: the clause the turn head scores highest for the category,
-        in one model call for all clauses of all flagged turns."""
+        """Each flagged turn's evidence span: the clause without which the turn head's probability for the
+        category falls most (occlusion: a clause is read with the rest of its turn, as the head read it),
+        in one model call for every clause of every flagged turn."""
         clauses = [(c, index, category, clause_spans(c.turns[index].text)) for c, index, category in flagged]
-        inputs = [turn_pair(c.turns[index].text[start:end], previous_other(c, index))
-                  for c, index, _, spans in clauses for start, end in spans]
+        inputs = [turn_pair(c.turns[index].text[:start] + c.turns[index].text[end:], previous_other(c, index))
+                  for c, index, _, spans in clauses if len(spans) > 1 for start, end in spans]
         probs = self.backend.probabilities("turn_violation", inputs) if inputs else np.zeros((0, 3))
         row = 0
         for _, _, category, spans in clauses:
-            scores = probs[row:row + len(spans), HEADS["turn_violation"].index(category)]
+            if len(spans) == 1:
+                yield spans[0]
+                continue
+            without = probs[row:row + len(spans), HEADS["turn_violation"].index(category)]
             row += len(spans)
-            yield spans[int(scores.argmax())]
+            yield spans[int(without.argmin())]
 
 
 _CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;～~\n]+")

@@ -78,14 +78,29 @@ def hybrid_thresholds(probs: np.ndarray, rule: np.ndarray, labels: np.ndarray,
 
 
 RAISE_FALSE_PER_1000 = 1.0  # the turn head's share of issue #10's ≤ 3 false violation turns per 1,000
+RAISE_MIN_PRECISION = 0.95   # issue #11's precision, asked of what the head raises on the tuning lines
 
 
-def raise_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
+def raise_threshold(probs: np.ndarray, labels: np.ndarray,
+                    tune: tuple[np.ndarray, list[set[str]]] | None = None) -> float:
     """The turn head's bar: the lowest (≥ 0.5) at which the dev turns labelled clean that it would raise
-    stay within ``RAISE_FALSE_PER_1000`` per 1,000 dev turns (real turns: violations are rare)."""
-    clean = np.sort(probs[labels == 0, 1:].max(axis=1))[::-1]
+    stay within ``RAISE_FALSE_PER_1000`` per 1,000 dev turns (real turns: violations are rare) and, given
+    ``tune`` (the probabilities and labelled categories of hand-written lines held out from training),
+    what it raises there is ≥ ``RAISE_MIN_PRECISION`` of the right category (1.01, never, when no bar is)."""
+    clean = probs[labels == 0, 1:].max(axis=1)
     allowed = int(RAISE_FALSE_PER_1000 * len(labels) / 1000)
-    return round(max(0.5, float(clean[allowed]) + 1e-4), 4) if len(clean) > allowed else 0.5
+    candidates = sorted({0.5, *np.round(clean[clean >= 0.5] + 1e-4, 4).tolist(),
+                         *(np.round(tune[0][:, 1:].max(axis=1), 4).tolist() if tune else [])})
+    for threshold in (t for t in candidates if t >= 0.5):
+        if (clean >= threshold).sum() > allowed:
+            continue
+        if tune is not None:
+            raised = [(raised_category(p, threshold), gold) for p, gold in zip(*tune)]
+            raised = [category in gold for category, gold in raised if category]
+            if raised and sum(raised) / len(raised) < RAISE_MIN_PRECISION:
+                continue
+        return float(threshold)
+    return 1.01
 
 
 def _agent_turn(text: str) -> Conversation:

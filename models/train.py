@@ -28,8 +28,8 @@ from models.corpus import bundled_texts
 from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, compliance_line_examples, conversation_input, conversation_of,
-                          golden_case_examples, resolution_examples, turn_examples, turn_input, unlabelled_examples,
-                          violation_examples, with_soft_labels)
+                          golden_case_examples, line_rows, resolution_examples, turn_examples, turn_input, turn_pair,
+                          unlabelled_examples, violation_examples, with_soft_labels)
 from models.tokenizer import MAX_LENGTH, build_tokenizer, build_vocab, save_tokenizer
 
 
@@ -158,9 +158,10 @@ def head_examples(data: Dataset, rule_detector, extra_training: bool = False, sy
     return examples
 
 
-def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
+def tune_thresholds(backend, dev: list[Example], lines: Sequence[dict[str, Any]] = ()) -> dict[str, float]:
     """On the dev split: empathy for the best F1; the hybrid violation decision's keep / restore thresholds;
-    the turn head's bar for raising a finding on its own (``raise_threshold``)."""
+    the turn head's bar for raising a finding on its own (``raise_threshold``: real dev turns, and the
+    hand-written lines of split ``tune``, never trained on)."""
     from models.evaluate import best_threshold, hybrid_thresholds, raise_threshold
 
     empathy = [e for e in dev if e.head == "empathy"]
@@ -172,7 +173,10 @@ def tune_thresholds(backend, dev: list[Example]) -> dict[str, float]:
         thresholds["empathy"] = best_threshold(probs, np.array([e.label for e in empathy]))
     if turns:
         probs = backend.probabilities("turn_violation", [(e.text, e.pair) for e in turns])
-        thresholds["turn_violation"] = raise_threshold(probs, np.array([e.label for e in turns]))
+        held_out = line_rows(line for line in lines if line["split"] == "tune")
+        tune = (backend.probabilities("turn_violation", [turn_pair(r["text"], r["context"]) for r in held_out]),
+                [set(r["compliance"]) for r in held_out]) if held_out else None
+        thresholds["turn_violation"] = raise_threshold(probs, np.array([e.label for e in turns]), tune)
     probs = backend.probabilities("violation", [(e.text, e.pair) for e in hits])[:, 1]
     keep, restore = hybrid_thresholds(probs, np.array([e.rule for e in hits]), np.array([e.label for e in hits]))
     return thresholds | {"violation_keep": keep, "violation_restore": restore}
@@ -249,8 +253,8 @@ def _portable(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples: list[Example],
-                   dev_conversations: list[dict[str, Any]], config: TrainConfig, device: torch.device, run_dir: Path,
-                   log: list[str]) -> tuple[Any, ModelArtefact]:
+                   dev_conversations: list[dict[str, Any]], lines: list[dict[str, Any]], config: TrainConfig,
+                   device: torch.device, run_dir: Path, log: list[str]) -> tuple[Any, ModelArtefact]:
     """Fine-tune the e5 teacher; saved as an artefact in the run dir (never shipped: hundreds of MB)."""
     from models.teacher import TEACHER_NAME, TEACHER_VERSION, XLMR_TOKENS, build_teacher
 
@@ -261,7 +265,7 @@ def _teacher_stage(texts: list[str], train_examples: list[Example], dev_examples
                f"{info.get('vocab_before')} → {info.get('vocab_after')} ({time.perf_counter() - started:.0f} s)")
     teacher = finetune(teacher, train_examples, tokenizer, config.teacher_settings(), device, log, "teacher")
     backend = TorchBackend(teacher, tokenizer, str(device))
-    thresholds = tune_thresholds(backend, dev_examples) | tune_satisfaction(backend, dev_conversations)
+    thresholds = tune_thresholds(backend, dev_examples, lines) | tune_satisfaction(backend, dev_conversations)
     directory = run_dir / TEACHER_NAME
     directory.mkdir(parents=True, exist_ok=True)
     save_checkpoint(teacher, directory / TORCH_FILE)
@@ -328,8 +332,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         teacher_artefact = teacher.artefact
         log.append(f"teacher: reused {teacher_artefact.name} {teacher_artefact.provenance} from {teacher_artefact.directory}")
     elif real and config.teacher_layers:
-        teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, dev_data.conversations, config,
-                                                   device, run_dir, log)
+        teacher, teacher_artefact = _teacher_stage(texts, train_examples, dev_examples, dev_data.conversations, lines,
+                                                   config, device, run_dir, log)
     if teacher is not None:
         labelled = {e.source.split(":")[0] for e in train_examples}
         distil = unlabelled_examples(pool, labelled)
@@ -348,7 +352,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = finetune(model, train_examples, tokenizer, config.student_settings(), device, log, "student")
     save_checkpoint(model, run_dir / TORCH_FILE)
     student_fp32 = TorchBackend(model, tokenizer, str(device))
-    thresholds = tune_thresholds(student_fp32, dev_examples) | tune_satisfaction(student_fp32, dev_data.conversations)
+    thresholds = tune_thresholds(student_fp32, dev_examples, lines) | tune_satisfaction(student_fp32, dev_data.conversations)
     export_onnx(model, run_dir, output, tokenizer, [(e.text, e.pair) for e in train_examples], config.seed)
     parameters = sum(p.numel() for p in model.parameters())
     manifest = {"name": MODEL_NAME, "version": MODEL_VERSION,

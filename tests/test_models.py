@@ -375,6 +375,17 @@ def test_a_changed_file_is_refused(shipped, tmp_path):
         ModelArtefact.load(tmp_path / "nowhere")
 
 
+def test_a_retuned_threshold_changes_the_recorded_provenance(shipped, tmp_path):
+    """Thresholds decide labels as much as the weights do: results must not name the same model for both."""
+    copy = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, copy)
+    assert ModelArtefact.load(copy).provenance == shipped.provenance
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["thresholds"]["empathy"] += 0.01
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert ModelArtefact.load(copy).provenance != shipped.provenance
+
+
 @pytest.mark.skipif(CUDA, reason="checks the CPU-only choices")
 def test_backend_selection_on_a_cpu_machine(shipped, tiny):
     root, _, _ = tiny

@@ -140,6 +140,16 @@ def test_raise_threshold_keeps_clean_dev_turns_within_one_in_a_thousand():
     assert raise_threshold(np.array([[0.9, 0.05, 0.05]] * 10), np.zeros(10, int)) == 0.5  # floor
 
 
+def test_raise_threshold_rises_until_what_it_raises_on_the_tuning_lines_is_precise():
+    dev = np.array([[0.9, 0.05, 0.05]] * 100)
+    tune_probs = np.array([[0.3, 0.7, 0.0], [0.1, 0.85, 0.05], [0.0, 0.95, 0.05], [0.05, 0.0, 0.95]])
+    right = [set(), {"conduct"}, {"conduct"}, {"efficacy"}]
+    assert raise_threshold(dev, np.zeros(100, int), (tune_probs, right)) == 0.85   # above the innocent line's 0.7
+    wrong = [set(), {"efficacy"}, {"conduct"}, {"efficacy"}]                        # 0.85 raises the wrong category
+    assert raise_threshold(dev, np.zeros(100, int), (tune_probs, wrong)) == 0.95
+    assert raise_threshold(dev, np.zeros(100, int), (tune_probs[:1], [set()])) == 1.01   # nothing it raises is right
+
+
 def test_turn_labels_training_examples_and_the_blind_lines_dev_split_only(rules):
     assert turn_violation_label([]) == 0 and turn_violation_label(["ad_law"]) == 0
     assert turn_violation_label(["privacy", "conduct"]) == 1 and turn_violation_label(["efficacy"]) == 2
@@ -157,3 +167,70 @@ def test_turn_labels_training_examples_and_the_blind_lines_dev_split_only(rules)
     cases = golden_case_examples(rules, [ROOT / "rules" / "packs" / "efficacy.cases.yaml"])
     labels = [e.label for e in cases if e.head == "turn_violation"]
     assert set(labels) == {0, 2} and len(labels) >= 200
+
+
+# --- the shipped model on hand-written and real turns --------------------------------------------
+
+# Written for this test (not in any training or tuning file), each checked against the packs: no rule
+# of the category hits them, so whatever is found here is the turn head's own work.
+UNCOVERED = [
+    ("conduct", "你们这服务太差了", "嫌差可以去别家，又没人拦着您"),
+    ("conduct", "说明书看不懂", "说明书写得清清楚楚，小学生都能看懂"),
+    ("conduct", "怎么这么久才回复", "我又不是只服务您一个人，排队等着"),
+    ("conduct", "我都问了三遍了", "问多少遍答案都一样，您记性不太好的话可以截个图"),
+    ("efficacy", "这款枕头怎么样", "睡上一个礼拜，颈椎的毛病就没了，失眠的人睡得特别香"),
+    ("efficacy", "这个蜂蜜有什么用", "老人家每天一勺，咳嗽痰多的毛病慢慢就好了"),
+    ("efficacy", "这个泡脚粉效果咋样", "泡一个月手脚冰凉就改善了，宫寒的姐妹用了都说好"),
+    ("efficacy", "这个洗发水怎么样", "坚持用两瓶，头顶稀疏的地方都能重新长出来"),
+]
+INNOCENT = [
+    ("这个蜂蜜有什么用", "这款是百花蜜，可以冲水喝，也可以抹面包，口感比较甜"),
+    ("我要投诉你", "非常抱歉给您带来不好的体验，您的问题我已经记录，马上帮您处理"),
+    ("怎么这么久才回复", "抱歉亲，刚才咨询量比较大，让您久等了，现在帮您看一下"),
+    ("这衣服洗一次就缩水了", "很抱歉亲，纯棉材质建议冷水手洗，您这边可以申请售后，我帮您处理"),
+    ("说明书看不懂", "没关系的亲，我给您发一个安装视频，跟着一步步操作就可以"),
+    ("这个枕头睡着舒服吗", "这款是记忆棉的，回弹慢，侧睡仰睡都可以，具体感受因人而异哦"),
+]
+
+
+@pytest.fixture(scope="module")
+def shipped_hybrid():
+    pytest.importorskip("onnxruntime", reason="needs the train extra (onnxruntime)")
+    from models.detectors import make_hybrid_violation
+
+    hybrid = make_hybrid_violation()
+    assert isinstance(hybrid, HybridViolationDetector) and hybrid.raises  # the shipped model has the turn head
+    return hybrid
+
+
+def test_the_shipped_turn_head_finds_abuse_and_efficacy_claims_no_pack_covers(shipped_hybrid, rules):
+    found = []
+    for category, context, text in UNCOVERED:
+        conv = conversation(("customer", context), ("agent", text))
+        assert category not in {f.category for f in rules.detect(conv)}  # the packs miss every one of them
+        raised = [f for f in shipped_hybrid.detect(conv) if f.category == category and f.rule_id == f"{category}.model"]
+        assert all(f.evidence and f.evidence in text and f.citation and f.rewrite for f in raised)
+        found.append(bool(raised))
+    assert sum(found) >= 6, found
+    false = [text for context, text in INNOCENT if shipped_hybrid.detect(conversation(("customer", context), ("agent", text)))]
+    assert len(false) <= 1, false
+
+
+def test_the_shipped_turn_head_raises_almost_nothing_on_real_clean_agent_turns(shipped_hybrid):
+    """Real JD.com / Taobao agent turns of the test split (never trained on, never used for thresholds):
+    what the head raises on turns labelled clean stays within its share of the ≤ 3 per 1,000 target."""
+    corpora = ROOT.parent / "shared" / "corpora"
+    if not (corpora / "jddc_uss_usda").exists():
+        pytest.skip("../shared/corpora is absent")
+    from models.annotation import split_of, turn_id
+    from models.corpus import conversations
+    from models.labels import REAL_DIR
+    from qa_engine.schema import Role
+
+    labels = {row["id"]: row for row in map(json.loads, (REAL_DIR / "agent_turns.jsonl").read_text(encoding="utf-8").splitlines())}
+    test = [c for c in conversations(corpora) if split_of(c.conversation_id) == "test"]
+    raised = [(turn_id(c.conversation_id, f.turn), f.category) for c, found in zip(test, shipped_hybrid.detect_many(test))
+              for f in found if f.match == "model"]
+    agent_turns = sum(t.role is Role.AGENT for c in test for t in c.turns)
+    false = [(tid, category) for tid, category in raised if category not in labels[tid]["compliance"]]
+    assert agent_turns > 1000 and 1000 * len(false) / agent_turns <= 1.0, false
