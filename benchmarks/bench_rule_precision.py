@@ -8,7 +8,7 @@ head raises on its own (rule ids ``conduct.model`` / ``efficacy.model``; every a
 labelled). Prints hits, real, false and false alarms per 1,000 agent turns per rule, and
 the false *turns* (a turn with any false hit and no real violation) per 1,000 — the issue's measure.
 
-    python benchmarks/bench_rule_precision.py [--corpora ../shared/corpora] [--split test]
+    python benchmarks/bench_rule_precision.py [--corpora ../shared/corpora] [--split test] [--model DIR]
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--split", choices=("all", "train", "dev", "test"), default="all",
                         help="only conversations of this split (test: never used to write the packs' exceptions)")
+    parser.add_argument("--model", type=Path, help="the models configuration's artefact (default: the shipped one)")
     args = parser.parse_args()
     labels = {json.loads(line)["id"]: json.loads(line)
               for line in (REAL_DIR / "agent_turns.jsonl").read_text(encoding="utf-8").splitlines()}
     rules = make_rule_detector()
     items = [c for c in conversations(args.corpora) if args.split == "all" or split_of(c.conversation_id) == args.split]
     agent_turns = sum(t.role is Role.AGENT for c in items for t in c.turns)
-    hybrid = make_hybrid_violation()
+    hybrid = make_hybrid_violation(model_dir=str(args.model) if args.model else None)
     systems = {"qa.rules.v1 (context stages)": lambda c: rules.detect(c),
                "bare lexicon (every hit counts)": lambda c: [f for f in rules.explain(c)
                                                              if not (f.suppressed_by or "").startswith("role")],

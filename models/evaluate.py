@@ -295,8 +295,9 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
           for s, v in report["sizes"].items()],
         "",
         f"Training examples: {report['training examples']:,} (gold labels, the rule packs' golden cases for the",
-        "violation head, and — distillation — unlabelled train-split turns and conversations with the teacher's",
-        "probabilities). Pretraining / vocabulary text: " + ", ".join(f"{k}: {v:,} texts" for k, v in report["pretraining_sources"].items())
+        "violation and turn-violation heads, the blind hand-written lines' dev split for the turn-violation head, and",
+        "— distillation — unlabelled train-split turns and conversations with the teacher's probabilities; the",
+        "lines' `tune` split only sets the turn head's threshold). Pretraining / vocabulary text: " + ", ".join(f"{k}: {v:,} texts" for k, v in report["pretraining_sources"].items())
         + " (every real text of the corpora, deduplicated, test-split conversations removed).",
         "",
     ]
