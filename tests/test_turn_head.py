@@ -8,6 +8,11 @@ hand-written turns is checked in ``test_turn_head_shipped``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +239,20 @@ def test_the_shipped_turn_head_raises_almost_nothing_on_real_clean_agent_turns(s
     agent_turns = sum(t.role is Role.AGENT for c in test for t in c.turns)
     false = [(tid, category) for tid, category in raised if category not in labels[tid]["compliance"]]
     assert agent_turns > 1000 and 1000 * len(false) / agent_turns <= 1.0, false
+
+
+def test_check_explain_shows_a_model_raised_finding_with_its_probability_and_threshold(shipped_hybrid):
+    """`qa-engine check --explain` with the models configuration: evidence, citation, rewrite and the decision."""
+    exe = shutil.which("qa-engine") or str(Path(sys.executable).with_name("qa-engine"))
+    env = {"COLUMNS": "250", "PATH": str(Path(sys.executable).parent), "LANG": "C.UTF-8",
+           **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})}
+    text = "嫌差可以去别家，又没人拦着您"
+    result = subprocess.run([exe, "check", text, "--json", "--config", str(ROOT / "qa_engine" / "conf" / "models.yaml")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    [finding] = json.loads(result.stdout)["findings"]
+    assert finding["rule_id"] == "conduct.model" and text[finding["start"]:finding["end"]] == finding["evidence"]
+    assert finding["citation"] and finding["rewrite"] and finding["confidence"] >= shipped_hybrid.artefact.threshold("turn_violation")
+    explained = subprocess.run([exe, "check", text, "--explain", "--config", str(ROOT / "qa_engine" / "conf" / "models.yaml")],
+                               capture_output=True, text=True, timeout=300, env=env).stdout
+    assert "conduct.model" in explained and "raised by the model: p(conduct)=" in explained
