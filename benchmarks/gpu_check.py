@@ -11,8 +11,8 @@ batch path), so the backend's length-sorted batches span conversations:
 3. the student's fp32 checkpoint on ``--device``, when the bundle carries it;
 4. the teacher in fp32 on CPU on a sample, to check the device's labels against it.
 
-Labels are the detectors' decisions (empathy and violation at each model's own thresholds,
-emotion and resolution by argmax). Prints conversations/s and utterances/s and markdown tables
+Labels are the detectors' decisions (empathy, violation and the turn head's raised category at each
+model's own thresholds, emotion and resolution by argmax). Prints conversations/s and utterances/s and markdown tables
 for ``benchmarks/RESULTS.md``; ``--json`` writes the figures. A wall-clock budget (``--budget-s``)
 is checked between calls, so the run stops cleanly and still reports what it measured.
 
@@ -36,7 +36,8 @@ import numpy as np
 from models import SHIPPED_MODEL
 from models.artefact import TORCH_FILE, ModelArtefact, ModelUnavailable
 from models.backends import Backend, OnnxBackend, TorchBackend, encode, softmax, teacher_artefact
-from models.tasks import conversation_input, hit_input, hybrid_decision, is_candidate, previous_other, turn_input, turn_pair
+from models.tasks import (conversation_input, hit_input, hybrid_decision, is_candidate, previous_other, raised_category,
+                          turn_input, turn_pair)
 from qa_engine.io import load
 from qa_engine.schema import Conversation, Role
 
@@ -45,7 +46,10 @@ CORPORA = ROOT.parent / "shared" / "corpora"
 SAMPLE_MONTH = ROOT / "qa_engine" / "samples" / "sample_month.jsonl"
 BUNDLE = ROOT / "benchmarks" / "gpu_bundle"
 CHUNK = 256  # conversations a logits call: what Pipeline.score_many feeds the batch path
-HEAD_OF = {"agent": "empathy", "customer": "emotion", "conversation": "resolution", "hit": "violation"}
+# which head decides each kind of input (the turn head reads the agent turns too)
+HEAD_READS = (("agent", "empathy"), ("agent", "turn_violation"), ("customer", "emotion"), ("conversation", "resolution"),
+              ("hit", "violation"))
+HEADS_CHECKED = tuple(head for _, head in HEAD_READS)
 UTTERANCES = ("agent", "customer")
 
 
@@ -153,11 +157,16 @@ def measure(backend: Backend, items: Sequence[list[Item]], measurement: Measurem
 def decisions(artefact: ModelArtefact, items: Sequence[Item], logits: Logits) -> dict[str, np.ndarray]:
     """Each head's decision on the inputs it reads, as the detectors take it."""
     out = {}
-    for kind, head in HEAD_OF.items():
+    for kind, head in HEAD_READS:
+        if head not in logits:  # an artefact without that head (before 0.3.0)
+            continue
         rows = [i for i, item in enumerate(items) if item.kind == kind]
         probs = softmax(logits[head][rows]) if rows else np.zeros((0, logits[head].shape[1]))
         if head == "empathy":
             out[head] = probs[:, 1] >= artefact.threshold("empathy")
+        elif head == "turn_violation":
+            threshold = artefact.threshold("turn_violation")
+            out[head] = np.array([raised_category(p, threshold) or "none" for p in probs], dtype=object)
         elif head == "violation":
             keep, restore = artefact.threshold("violation_keep"), artefact.threshold("violation_restore")
             out[head] = np.array([hybrid_decision(items[r].rule_counts, p, keep, restore)
@@ -171,14 +180,14 @@ def agreement(items: Sequence[list[Item]], a: tuple[ModelArtefact, dict[int, Log
               b: tuple[ModelArtefact, dict[int, Logits]]) -> dict[str, dict[str, float]]:
     """Per head: how many decisions two runs share, over the conversations both scored."""
     common = sorted(set(a[1]) & set(b[1]))
-    agree: dict[str, list[int]] = {head: [0, 0] for head in HEAD_OF.values()}
+    agree: dict[str, list[int]] = {head: [0, 0] for head in HEADS_CHECKED}
     for i in common:
         left, right = decisions(a[0], items[i], a[1][i]), decisions(b[0], items[i], b[1][i])
-        for head in agree:
+        for head in set(left) & set(right):
             agree[head][0] += int((left[head] == right[head]).sum())
             agree[head][1] += len(left[head])
     return {head: {"agree": same / n if n else float("nan"), "n": n, "conversations": len(common)}
-            for head, (same, n) in agree.items()}
+            for head, (same, n) in agree.items() if n or head != "turn_violation"}
 
 
 def max_probability_gap(items: Sequence[list[Item]], a: dict[int, Logits], b: dict[int, Logits]) -> float:
@@ -195,7 +204,7 @@ def markdown(rows: list[dict], agreements: dict[str, dict[str, dict[str, float]]
     if agreements:
         names = list(agreements)
         lines += ["", "| head | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-        for head in HEAD_OF.values():
+        for head in (h for h in HEADS_CHECKED if all(h in agreements[n] for n in names)):
             cells = [agreements[n][head] for n in names]
             lines.append(f"| {head} | " + " | ".join(f"{c['agree']:.2%} of {c['n']:,}" for c in cells) + " |")
     return "\n".join(lines)
