@@ -328,7 +328,7 @@ def write_card(path: Path, artefact: ModelArtefact, report: dict[str, Any]) -> N
               *[f"| {k} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['gold']} | {v['predicted']} | "
                 f"{v['false_per_1000']:.1f} |" for k, v in heads["violation"].items()],
               "", "Model systems: each rule hit decided in context, plus the conduct / efficacy turns the turn head",
-              "raises on its own (threshold tuned on dev for ≤ 1 clean dev turn in 1,000).", "",
+              "raises on its own (threshold: ≤ 1 clean real dev turn in 1,000 raised, ≥ 0.95 precise on the `tune` lines).", "",
               *(["### Blind hand-written agent lines, test split (`benchmarks/data/compliance_lines*.jsonl`)", "",
                  "Written by helper sessions that never saw the packs; the dev split trained the turn head. Hand-written,",
                  "not corpus text: a measure of unseen wording, not of real traffic. Per line × category:", "",
