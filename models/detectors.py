@@ -237,10 +237,17 @@ class HybridViolationDetector(_ModelDetector):
     def explain(self, conversation: Conversation) -> list[Finding]:
         return self._decide([conversation])[0]
 
-    def _decide(self, conversations: Sequence[Conversation]) -> list[list[Finding]]:
-        """Every rule hit of every conversation (the excused ones included), the candidates judged by the
-        model in one call, each conversation's hits in the rules' order; then the raised findings."""
-        hits = self.rules.explain_many(conversations)
+    def detect_turn(self, conversation: Conversation, index: int) -> list[Finding]:
+        """The live path: turn ``index`` alone, read with its context — its rule hits and the turn head on
+        that turn. Equal to ``detect``'s findings on the turn where the backend computes each row alone
+        (``row_independent``, the shipped static int8 graph)."""
+        return [f for f in self._decide([conversation], only=index)[0] if f.suppressed_by is None]
+
+    def _decide(self, conversations: Sequence[Conversation], only: int | None = None) -> list[list[Finding]]:
+        """Every rule hit of every conversation (the excused ones included; of turn ``only`` alone when
+        given), the candidates judged by the model in one call, each conversation's hits in the rules'
+        order; then the raised findings."""
+        hits = self.rules.explain_many(conversations) if only is None else [self.rules.explain_turn(conversations[0], only)]
         candidates = [(c, h, hit) for c, found in enumerate(hits) for h, hit in enumerate(found) if is_candidate(hit)]
         probs = self.backend.probabilities("violation", [
             (hit_input(conversations[c].turns[hit.turn].text, hit.start, hit.end, hit.category),
@@ -256,29 +263,26 @@ class HybridViolationDetector(_ModelDetector):
             decided[c][h] = hit.model_copy(update={"suppressed_by": reason, "confidence": round(float(p), 4),
                                                    "detector": self.name, "detector_version": self.version})
         if self.raises:
-            for conversation, found, raised in zip(conversations, decided, self._raised(conversations, decided)):
+            for found, raised in zip(decided, self._raised(conversations, decided, only)):
                 found += raised
         return decided
 
-    def _raised(self, conversations: Sequence[Conversation], decided: list[list[Finding]]) -> list[list[Finding]]:
+    def _raised(self, conversations: Sequence[Conversation], decided: list[list[Finding]],
+                only: int | None = None) -> list[list[Finding]]:
         """The turn head's own findings: an agent turn it scores at or above its threshold for conduct or
-        efficacy, where no hit of that category counted. Read from the turn pass the empathy and emotion
-        detectors share (the backend memoises it), so the models configuration pays nothing extra."""
+        efficacy, where no hit of that category counted."""
         threshold = self.artefact.threshold("turn_violation")
         lead = {}
         for rule in self.rules.rulebook.rules:
             lead.setdefault(rule.category, rule)
         raised: list[list[tuple[int, str, float]]] = []
-        for c, (spoken, logits) in enumerate(turn_logits(self.backend, conversations)):
+        for c, judged in enumerate(self._turn_probabilities(conversations, only)):
             counted = {(f.turn, f.category) for f in decided[c] if f.suppressed_by is None}
-            probs = softmax(logits["turn_violation"])
             mine = []
-            for row, index in enumerate(spoken):
-                if conversations[c].turns[index].role is not Role.AGENT:
-                    continue
-                category = raised_category(probs[row], threshold)
+            for index, probs in judged:
+                category = raised_category(probs, threshold)
                 if category and category in lead and (index, category) not in counted:
-                    mine.append((index, category, float(probs[row][HEADS["turn_violation"].index(category)])))
+                    mine.append((index, category, float(probs[HEADS["turn_violation"].index(category)])))
             raised.append(mine)
         spans = self._evidence([(conversations[c], index, category) for c, mine in enumerate(raised)
                                 for index, category, _ in mine])
@@ -294,6 +298,22 @@ class HybridViolationDetector(_ModelDetector):
                                               message=f"{rule.message or rule.description}（模型判断 p={p:.2f}）"))
             out.append(findings)
         return out
+
+    def _turn_probabilities(self, conversations: Sequence[Conversation],
+                            only: int | None) -> list[list[tuple[int, np.ndarray]]]:
+        """Per conversation, its agent turns (turn ``only`` alone when given) with the turn head's
+        probabilities. The whole-conversation path reads the turn pass the empathy and emotion detectors
+        share (the backend memoises it), so the models configuration pays nothing extra; the draft path
+        reads the one turn."""
+        if only is not None:
+            [conversation] = conversations
+            if conversation.turns[only].role is not Role.AGENT:
+                return [[]]
+            pair = turn_pair(conversation.turns[only].text, previous_other(conversation, only))
+            return [[(only, self.backend.probabilities("turn_violation", [pair])[0])]]
+        return [[(index, p) for index, p in zip(spoken, softmax(logits["turn_violation"]))
+                 if conversation.turns[index].role is Role.AGENT]
+                for conversation, (spoken, logits) in zip(conversations, turn_logits(self.backend, conversations))]
 
     def _evidence(self, flagged: list[tuple[Conversation, int, str]]):
         """Each flagged turn's evidence span: the clause without which the turn head's probability for the

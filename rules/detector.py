@@ -128,6 +128,10 @@ class RuleDetector:
         """`explain` of each conversation, matched in one batch."""
         return self._findings(conversations, explain=True)
 
+    def explain_turn(self, conversation: Conversation, index: int) -> list[Finding]:
+        """`explain` of turn ``index`` alone (the live path's draft, read with its context)."""
+        return self._findings([conversation], explain=True, only=index)[0]
+
     def _findings(self, conversations: Sequence[Conversation], explain: bool,
                   only: int | None = None) -> list[list[Finding]]:
         """Findings per conversation (of turn ``only`` alone when given); every in-scope turn of

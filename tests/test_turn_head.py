@@ -106,6 +106,19 @@ def test_raised_findings_of_a_batch_equal_those_of_each_conversation_alone(rules
     assert hybrid.detect_many(batch) == [hybrid.detect(c) for c in batch]
 
 
+def test_the_live_path_judges_the_draft_alone_as_the_whole_conversation_judges_it(rules):
+    backend = ScriptedBackend()
+    hybrid = HybridViolationDetector(backend, rules)
+    conv = conversation(("customer", "在吗"), ("agent", f"等着吧，{CONDUCT}别催"), ("customer", "你们是不是全网最好的"),
+                        ("agent", f"多喝{EFFICACY}，身体就好"), ("agent", "这款是全网最好的，你是不是傻"))
+    whole = hybrid.detect(conv)
+    for index in range(len(conv.turns)):
+        assert hybrid.detect_turn(conv, index) == [f for f in whole if f.turn == index]
+    backend.calls.clear()
+    hybrid.detect_turn(conv, 1)
+    assert backend.calls == [1, 2]  # the draft's turn pass and its two clauses: not the whole conversation
+
+
 def test_the_evidence_pass_is_one_model_call_for_every_flagged_turn(rules):
     backend = ScriptedBackend()
     hybrid = HybridViolationDetector(backend, rules)
@@ -188,6 +201,8 @@ UNCOVERED = [
     ("efficacy", "这个泡脚粉效果咋样", "泡一个月手脚冰凉就改善了，宫寒的姐妹用了都说好"),
     ("efficacy", "这个洗发水怎么样", "坚持用两瓶，头顶稀疏的地方都能重新长出来"),
 ]
+UNCOVERED_CONVERSATIONS = [conversation(("customer", "在吗"), ("agent", "在的亲"), ("customer", context), ("agent", text),
+                                        cid=f"uncovered-{n}") for n, (_, context, text) in enumerate(UNCOVERED)]
 INNOCENT = [
     ("这个蜂蜜有什么用", "这款是百花蜜，可以冲水喝，也可以抹面包，口感比较甜"),
     ("我要投诉你", "非常抱歉给您带来不好的体验，您的问题我已经记录，马上帮您处理"),
@@ -239,6 +254,19 @@ def test_the_shipped_turn_head_raises_almost_nothing_on_real_clean_agent_turns(s
     agent_turns = sum(t.role is Role.AGENT for c in test for t in c.turns)
     false = [(tid, category) for tid, category in raised if category not in labels[tid]["compliance"]]
     assert agent_turns > 1000 and 1000 * len(false) / agent_turns <= 1.0, false
+
+
+def test_the_shipped_live_path_equals_the_whole_conversation_on_real_conversations(shipped_hybrid):
+    corpora = ROOT.parent / "shared" / "corpora"
+    if not (corpora / "jddc_uss_usda").exists():
+        pytest.skip("../shared/corpora is absent")
+    from models.corpus import conversations
+
+    items = [c for c in conversations(corpora) if c.channel == "jd"][:15] + UNCOVERED_CONVERSATIONS
+    for conv in items:
+        whole = shipped_hybrid.detect(conv)
+        assert [f for i in range(len(conv.turns)) for f in shipped_hybrid.detect_turn(conv, i)] == \
+               sorted(whole, key=lambda f: f.turn)
 
 
 def test_check_explain_shows_a_model_raised_finding_with_its_probability_and_threshold(shipped_hybrid):
