@@ -284,3 +284,21 @@ def test_check_explain_shows_a_model_raised_finding_with_its_probability_and_thr
     explained = subprocess.run([exe, "check", text, "--explain", "--config", str(ROOT / "qa_engine" / "conf" / "models.yaml")],
                                capture_output=True, text=True, timeout=300, env=env).stdout
     assert "conduct.model" in explained and "raised by the model: p(conduct)=" in explained
+
+
+def test_the_blind_line_files_are_consistent_and_no_test_line_is_trained_on():
+    """Every file of ``benchmarks/data/compliance_lines*.jsonl``: the labelling contract of the authoring
+    prompt, unique ids, and no test-split text among the lines the turn head trains or tunes on."""
+    from models.config import LINES_GLOB
+    from models.train import load_compliance_lines
+
+    lines = load_compliance_lines(str(LINES_GLOB))
+    assert len(lines) >= 1697 and len({line["id"] for line in lines}) == len(lines)
+    categories = {"ad_law", "overpromise", "efficacy", "privacy", "conduct"}
+    for line in lines:
+        assert line["split"] in ("dev", "tune", "test") and line["text"].strip(), line["id"]
+        assert set(line["categories"]) <= categories, line["id"]
+        assert line["violation"] == bool(line["categories"]) == (line["form"] in ("plain", "disguised")), line["id"]
+    seen = {line["text"] for line in lines if line["split"] in ("dev", "tune")}
+    assert not [line["id"] for line in lines if line["split"] == "test" and line["text"] in seen]
+    assert {line["split"] for line in lines if line["id"].startswith("cl5")} == {"tune", "test"}  # round 5: never trained on
