@@ -322,7 +322,8 @@ class HybridViolationDetector(_ModelDetector):
         clauses = [(c, index, category, clause_spans(c.turns[index].text)) for c, index, category in flagged]
         inputs = [turn_pair(c.turns[index].text[:start] + c.turns[index].text[end:], previous_other(c, index))
                   for c, index, _, spans in clauses if len(spans) > 1 for start, end in spans]
-        probs = self.backend.probabilities("turn_violation", inputs) if inputs else np.zeros((0, 3))
+        probs = self.backend.probabilities("turn_violation", inputs) if inputs \
+            else np.zeros((0, len(HEADS["turn_violation"])))
         row = 0
         for _, _, category, spans in clauses:
             if len(spans) == 1:
@@ -333,11 +334,11 @@ class HybridViolationDetector(_ModelDetector):
             yield spans[int(without.argmin())]
 
 
-_CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;～~\n]+")
+_CLAUSE_BREAK = re.compile(r"(?:[，,。！!？?；;～~\s]|(?<!\d)\.|\.(?!\d))+")  # a decimal point (3.5寸) is no break
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
-    """The clauses of a turn (between punctuation), as character spans of the original text; the whole
+    """The clauses of a turn (between punctuation or spaces), as character spans of the original text; the whole
     turn when it has one clause."""
     spans, start = [], 0
     for gap in _CLAUSE_BREAK.finditer(text):

@@ -135,6 +135,7 @@ def test_the_evidence_pass_is_one_model_call_for_every_flagged_turn(rules):
     ("好的，亲。", [(0, 2), (3, 4)]),
     ("亲，这个真不行！您再看看", [(0, 1), (2, 7), (8, 12)]),
     ("，，开头就断\n第二行", [(2, 6), (7, 10)]),
+    ("屏幕3.5寸，刚好. 不大", [(0, 6), (7, 9), (11, 13)]),   # a decimal point is no clause break
 ])
 def test_clause_spans(text, spans):
     assert clause_spans(text) == spans
