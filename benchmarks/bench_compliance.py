@@ -23,11 +23,11 @@ the dev split by class (``--show``). Systems: the default rules (``qa.rules.v1``
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from models.labels import load_compliance_lines
 from qa_engine.findings import Finding, FindingKind
 from qa_engine.pipeline import Pipeline
 from qa_engine.schema import Conversation, Role, Turn
@@ -35,10 +35,6 @@ from qa_engine.schema import Conversation, Role, Turn
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 TARGETS = {"precision": 0.95, "recall": 0.92, "disguised recall": 0.95, "look-alike false alarms (at most)": 0.05}
-
-
-def load_lines(paths: list[Path]) -> list[dict]:
-    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def line_conversation(line: dict) -> Conversation:
@@ -105,7 +101,7 @@ def main() -> None:
                         help="list the default rules' misses and false alarms of this split")
     parser.add_argument("--model", type=Path, help="the models configuration's artefact (default: the shipped one)")
     args = parser.parse_args()
-    lines = load_lines(args.lines)
+    lines = load_compliance_lines(args.lines)
     forms = Counter((line["split"], line["form"]) for line in lines)
     print(f"{len(lines)} hand-written agent lines ({', '.join(p.name for p in args.lines)}): "
           + ", ".join(f"{split}/{form} {n}" for (split, form), n in sorted(forms.items())))

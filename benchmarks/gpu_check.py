@@ -157,9 +157,7 @@ def measure(backend: Backend, items: Sequence[list[Item]], measurement: Measurem
 def decisions(artefact: ModelArtefact, items: Sequence[Item], logits: Logits) -> dict[str, np.ndarray]:
     """Each head's decision on the inputs it reads, as the detectors take it."""
     out = {}
-    for kind, head in HEAD_READS:
-        if head not in logits:  # an artefact without that head (before 0.3.0)
-            continue
+    for kind, head in ((k, h) for k, h in HEAD_READS if h in artefact.manifest["heads"]):  # 0.3.0 added a head
         rows = [i for i, item in enumerate(items) if item.kind == kind]
         probs = softmax(logits[head][rows]) if rows else np.zeros((0, logits[head].shape[1]))
         if head == "empathy":
@@ -180,14 +178,15 @@ def agreement(items: Sequence[list[Item]], a: tuple[ModelArtefact, dict[int, Log
               b: tuple[ModelArtefact, dict[int, Logits]]) -> dict[str, dict[str, float]]:
     """Per head: how many decisions two runs share, over the conversations both scored."""
     common = sorted(set(a[1]) & set(b[1]))
-    agree: dict[str, list[int]] = {head: [0, 0] for head in HEADS_CHECKED}
+    agree: dict[str, list[int]] = {head: [0, 0] for head in HEADS_CHECKED
+                                   if head in a[0].manifest["heads"] and head in b[0].manifest["heads"]}
     for i in common:
         left, right = decisions(a[0], items[i], a[1][i]), decisions(b[0], items[i], b[1][i])
-        for head in set(left) & set(right):
+        for head in agree:
             agree[head][0] += int((left[head] == right[head]).sum())
             agree[head][1] += len(left[head])
     return {head: {"agree": same / n if n else float("nan"), "n": n, "conversations": len(common)}
-            for head, (same, n) in agree.items() if n or head != "turn_violation"}
+            for head, (same, n) in agree.items()}
 
 
 def max_probability_gap(items: Sequence[list[Item]], a: dict[int, Logits], b: dict[int, Logits]) -> float:

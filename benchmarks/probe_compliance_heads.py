@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench_compliance import DATA, flagged_categories, line_conversation, load_lines
+from bench_compliance import DATA, flagged_categories, line_conversation
+from models.labels import load_compliance_lines
 from qa_engine.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +75,9 @@ def main() -> None:
     from models.e5 import build_encoder, embed
 
     torch.manual_seed(0)
-    lines = load_lines(sorted(DATA.glob("compliance_lines*.jsonl")))
+    lines = load_compliance_lines(sorted(DATA.glob("compliance_lines*.jsonl")))
     train = training_texts(lines, args.corpus)
-    tests = {path.stem: [line for line in load_lines([path]) if line["split"] == "test"]
+    tests = {path.stem: [line for line in load_compliance_lines([path]) if line["split"] == "test"]
              for path in sorted(DATA.glob("compliance_lines*.jsonl"))}
     tests = {name: rows for name, rows in tests.items() if rows}
     every_text = [text for text, _ in train] + [line["text"] for rows in tests.values() for line in rows]

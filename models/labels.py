@@ -178,6 +178,11 @@ REAL_DIR = DATA_DIR / "real"
 EMOTION_OF_SATISFACTION = ("negative", "neutral", "positive")  # USDA 3-class: 0 dissatisfied, 1 neutral, 2 satisfied
 
 
+def load_compliance_lines(paths: list[Path]) -> list[dict[str, Any]]:
+    """Blind hand-written agent lines (``benchmarks/data/compliance_lines*.jsonl``), every split."""
+    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def load_real_dataset(corpora: Path, label_dir: Path = REAL_DIR) -> Dataset:
     """The labelled real corpora: label files (by reference) joined with the converted conversations.
 

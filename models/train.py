@@ -25,7 +25,7 @@ from models.artefact import ONNX_FILE, TOKENIZER_FILE, TORCH_FILE, ModelArtefact
 from models.backends import INPUT_NAMES, OnnxBackend, TorchBackend, encode, pad
 from models.config import MODEL_NAME, MODEL_VERSION, PRETRAIN_LENGTH, FinetuneSettings, TrainConfig
 from models.corpus import bundled_texts
-from models.labels import Dataset, load_dataset, load_real_dataset, sample_dialogues
+from models.labels import Dataset, load_compliance_lines, load_dataset, load_real_dataset, sample_dialogues
 from models.network import MultiHeadClassifier, encoder_config, save_checkpoint
 from models.tasks import (HEADS, Example, compliance_line_examples, conversation_input, conversation_of,
                           golden_case_examples, line_rows, resolution_examples, turn_examples, turn_input, turn_pair,
@@ -130,12 +130,6 @@ def finetune(model: MultiHeadClassifier, examples: list[Example], tokenizer, set
                 print(f"{name}: step {done}/{steps} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         log.append(f"{name} epoch {epoch}: loss {total / len(examples):.3f} ({time.perf_counter() - started:.0f} s)")
     return model.eval()
-
-
-def load_compliance_lines(pattern: str) -> list[dict[str, Any]]:
-    """The blind hand-written agent lines (every split; the examples take the dev split only)."""
-    paths = sorted(Path(pattern).parent.glob(Path(pattern).name))
-    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def head_examples(data: Dataset, rule_detector, extra_training: bool = False, synthetic: bool = True,
@@ -320,7 +314,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         pool, per_source = [], {"bundled synthetic text": len(texts)}
     train_data, dev_data = data.split("train"), data.split("dev")
     rules = make_rule_detector()
-    lines = load_compliance_lines(config.compliance_lines)
+    pattern = Path(config.compliance_lines)
+    lines = load_compliance_lines(sorted(pattern.parent.glob(pattern.name)))
     train_examples = head_examples(train_data, rules, extra_training=True, synthetic=not real, lines=lines)
     dev_examples = head_examples(dev_data, rules)
 

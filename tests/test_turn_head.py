@@ -291,9 +291,9 @@ def test_the_blind_line_files_are_consistent_and_no_test_line_is_trained_on():
     """Every file of ``benchmarks/data/compliance_lines*.jsonl``: the labelling contract of the authoring
     prompt, unique ids, and no test-split text among the lines the turn head trains or tunes on."""
     from models.config import LINES_GLOB
-    from models.train import load_compliance_lines
+    from models.labels import load_compliance_lines
 
-    lines = load_compliance_lines(str(LINES_GLOB))
+    lines = load_compliance_lines(sorted(LINES_GLOB.parent.glob(LINES_GLOB.name)))
     assert len(lines) >= 1697 and len({line["id"] for line in lines}) == len(lines)
     categories = {"ad_law", "overpromise", "efficacy", "privacy", "conduct"}
     for line in lines:
